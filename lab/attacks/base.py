@@ -1,0 +1,87 @@
+"""The attack kinds. One attack per module, registered by its ``name``.
+
+An attack is a dataclass: its fields are its options, typed, mapping one to one onto the
+scenario YAML (``attacks: [{swap-certificate: {certificate: expired}}]``).
+
+Three places an attacker acts:
+- ``dns``: a pure transform of the world's zone;
+- ``policy``: a pure transform of the policy host's answer;
+- ``smtp``: hooks the proxy's sans-IO relay core calls, all optional, named after the verbs.
+
+Every attack must leave evidence that it fired (DESIGN rule 1); otherwise the verdict is
+inconclusive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Protocol
+
+from fake_dns.zone import Zone
+from lab.policy_host.response import PolicyResponse
+from lab.registry import Registered, Registry
+from lab.smtp.types import Command, Reply, TlsPlan
+from lab.world import Topology, World
+
+
+@dataclass
+class Attack(Registered):
+    registry: ClassVar[Registry[Attack]] = Registry("attack")
+    place: ClassVar[str] = ""
+    enforce_breaking: ClassVar[bool] = True
+    """True when a compliant sender must refuse under an enforce policy."""
+
+
+class FlowView(Protocol):
+    """What the relay core shows an SMTP attack about one proxied connection."""
+
+    @property
+    def mx_name(self) -> str: ...
+
+    @property
+    def client_tls(self) -> str:
+        """``none``, ``tunnel`` (genuine TLS relayed) or ``intercepted``."""
+        ...
+
+    def fire(self, attack: str, detail: str) -> None:
+        """Record that the attack did something (the evidence rule 1 needs)."""
+        ...
+
+
+@dataclass
+class SmtpAttack(Attack):
+    place: ClassVar[str] = "smtp"
+
+    def on_greeting(self, flow: FlowView, reply: Reply) -> Reply:
+        return reply
+
+    def on_command(self, flow: FlowView, command: Command) -> Command | Reply:
+        """Return the command to forward, or a reply to answer the sender directly."""
+        return command
+
+    def on_reply(self, flow: FlowView, command: Command, reply: Reply) -> Reply:
+        return reply
+
+    def on_starttls(self, flow: FlowView) -> TlsPlan | None:
+        """Called when the genuine MX answered 220 to STARTTLS. None: no opinion."""
+        return None
+
+
+@dataclass
+class DnsAttack(Attack):
+    place: ClassVar[str] = "dns"
+
+    def transform(self, zone: Zone, world: World, topology: Topology) -> Zone:
+        raise NotImplementedError
+
+    def watched(self, world: World) -> set[tuple[str, str]]:
+        """(name, type) pairs whose answered query proves the spoofed data was served."""
+        raise NotImplementedError
+
+
+@dataclass
+class PolicyAttack(Attack):
+    place: ClassVar[str] = "policy"
+
+    def transform(self, response: PolicyResponse, domain: str) -> PolicyResponse:
+        raise NotImplementedError

@@ -1,0 +1,154 @@
+"""The lab PKI: a trusted lab CA, a rogue CA, and leaf certificates of every kind on demand.
+
+Keys are made per run and written (mode 0600) only to the run's own directory.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import ssl
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+import trustme
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+
+class CertKind(str, Enum):
+    VALID = "valid"
+    WRONG_NAME = "wrong-name"
+    EXPIRED = "expired"
+    NOT_YET_VALID = "not-yet-valid"
+    SELF_SIGNED = "self-signed"
+    ROGUE_CA = "rogue-ca"
+
+
+WRONG_NAME = "wrong-name.attacker.test"
+"""The identity a wrong-name certificate carries: valid chain, another host."""
+
+
+@dataclass(frozen=True)
+class Leaf:
+    cert_chain_pem: bytes
+    key_pem: bytes
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class LabPKI:
+    """Per-run PKI. ``ca_file`` is what a sender under test is told to trust."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.directory, 0o700)
+        self.ca = trustme.CA(organization_name="mtasts-lab CA")
+        self.rogue_ca = trustme.CA(organization_name="mtasts-lab rogue CA")
+        self.ca_file = self.directory / "lab-ca.pem"
+        self._write(self.ca_file, self.ca.cert_pem.bytes(), 0o644)
+        self._leaves: dict[tuple[str, CertKind], Leaf] = {}
+        self._contexts: dict[tuple[str, CertKind, str | None], ssl.SSLContext] = {}
+
+    @staticmethod
+    def _write(path: Path, data: bytes, mode: int) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(path, mode)
+
+    def leaf(self, name: str, kind: CertKind | str = CertKind.VALID) -> Leaf:
+        """A leaf certificate for ``name`` of the given kind (cached per run)."""
+        kind = CertKind(kind)
+        key = (name.lower().rstrip("."), kind)
+        if key not in self._leaves:
+            self._leaves[key] = self._issue(key[0], kind)
+        return self._leaves[key]
+
+    def _issue(self, name: str, kind: CertKind) -> Leaf:
+        now = _now()
+        if kind is CertKind.SELF_SIGNED:
+            return _self_signed(name)
+        ca = self.rogue_ca if kind is CertKind.ROGUE_CA else self.ca
+        identity = WRONG_NAME if kind is CertKind.WRONG_NAME else name
+        not_before, not_after = now - dt.timedelta(hours=1), now + dt.timedelta(days=30)
+        if kind is CertKind.EXPIRED:
+            not_before, not_after = now - dt.timedelta(days=60), now - dt.timedelta(days=1)
+        elif kind is CertKind.NOT_YET_VALID:
+            not_before, not_after = now + dt.timedelta(days=1), now + dt.timedelta(days=60)
+        leaf = ca.issue_cert(identity, not_before=not_before, not_after=not_after)
+        chain = b"".join(blob.bytes() for blob in leaf.cert_chain_pems)
+        return Leaf(chain, leaf.private_key_pem.bytes())
+
+    def write_leaf(self, name: str, kind: CertKind | str = CertKind.VALID) -> tuple[Path, Path]:
+        """Write a leaf's chain and key (0600) to the run directory, for external servers."""
+        kind = CertKind(kind)
+        leaf = self.leaf(name, kind)
+        stem = f"{name.rstrip('.')}.{kind.value}"
+        cert, key = self.directory / f"{stem}.crt", self.directory / f"{stem}.key"
+        self._write(cert, leaf.cert_chain_pem, 0o644)
+        self._write(key, leaf.key_pem, 0o600)
+        return cert, key
+
+    def server_context(self, name: str, kind: CertKind | str = CertKind.VALID, *,
+                       tls_max: str | None = None) -> ssl.SSLContext:
+        """A server-side context presenting ``name``'s certificate of ``kind``.
+
+        ``tls_max`` ("1.0", "1.1", "1.2", "1.3") caps the protocol (for legacy-only MXes).
+        """
+        kind = CertKind(kind)
+        key = (name.lower().rstrip("."), kind, tls_max)
+        ctx = self._contexts.get(key)
+        if ctx is None:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            if tls_max is not None:
+                version = _TLS_VERSIONS[tls_max]
+                ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+                ctx.minimum_version = ssl.TLSVersion.TLSv1
+                ctx.maximum_version = version
+            cert, keyfile = self.write_leaf(name, kind)
+            ctx.load_cert_chain(cert, keyfile)
+            self._contexts[key] = ctx
+        return ctx
+
+    def client_context(self) -> ssl.SSLContext:
+        """A client context that trusts the lab CA only, with full checks."""
+        ctx = ssl.create_default_context(cafile=str(self.ca_file))
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        return ctx
+
+
+_TLS_VERSIONS = {
+    "1.0": ssl.TLSVersion.TLSv1,
+    "1.1": ssl.TLSVersion.TLSv1_1,
+    "1.2": ssl.TLSVersion.TLSv1_2,
+    "1.3": ssl.TLSVersion.TLSv1_3,
+}
+
+
+def _self_signed(name: str) -> Leaf:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = _now()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return Leaf(
+        cert.public_bytes(serialization.Encoding.PEM),
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                          serialization.NoEncryption()),
+    )

@@ -1,0 +1,1 @@
+"""The fake policy host: HTTPS for mta-sts.<domain>, honest or misbehaving on purpose."""

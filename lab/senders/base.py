@@ -1,0 +1,85 @@
+"""The sender adapter contract: how the lab drives and observes a sender under test."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formatdate
+from pathlib import Path
+from typing import ClassVar
+
+from lab.events import Emit
+from lab.registry import Registered, Registry
+from lab.world import Topology
+
+# Sender status values (the sender's own view, where the adapter can read it)
+SENT = "sent"
+DEFERRED = "deferred"
+BOUNCED = "bounced"
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    message_id: str
+    """With angle brackets: ``<...@lab.test>``; unique per injection."""
+    mail_from: str
+    rcpt_to: str
+    subject: str = "mtasts-lab probe"
+
+    @classmethod
+    def probe(cls, rcpt_to: str, scenario: str = "", phase: str = "") -> OutgoingMessage:
+        token = uuid.uuid4().hex
+        return cls(f"<{token}@sender.test>", "probe@sender.test", rcpt_to,
+                   f"mtasts-lab probe {scenario} {phase}".strip())
+
+    def as_bytes(self) -> bytes:
+        msg = EmailMessage()
+        msg["From"] = self.mail_from
+        msg["To"] = self.rcpt_to
+        msg["Subject"] = self.subject
+        msg["Date"] = formatdate(localtime=False)
+        msg["Message-ID"] = self.message_id
+        msg.set_content("This message was sent by mtasts-lab to test MTA-STS enforcement.\n")
+        return msg.as_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+@dataclass(frozen=True)
+class SenderEnv:
+    """What the backend tells a sender: where the lab's DNS is, which ports, what to trust."""
+
+    dns: tuple[str, int]
+    smtp_port: int
+    https_port: int
+    ca_file: Path
+    workdir: Path
+    emit: Emit
+    topology: Topology
+
+
+class Sender(Registered):
+    """A sender under test. Subclasses set ``name`` and register themselves.
+
+    ``inject`` hands a message over and returns; delivery goes on in the background. Where
+    the adapter can read the sender's own verdict it emits ``("sender", "status", {message_id,
+    status: sent|deferred|bounced, reason, mx})`` and sets ``own_status``.
+    """
+
+    registry: ClassVar[Registry[Sender]] = Registry("sender")
+    own_status: ClassVar[bool] = False
+    backends: ClassVar[tuple[str, ...]] = ("loopback",)
+    control: ClassVar[str] = ""
+    """``positive`` (must pass everything), ``negative`` (must fail enforce attacks), or ''."""
+
+    async def start(self, env: SenderEnv) -> None:
+        raise NotImplementedError
+
+    async def reset(self) -> None:
+        """Forget everything learned (policy cache, sessions): called between scenarios."""
+        raise NotImplementedError
+
+    async def inject(self, message: OutgoingMessage) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError

@@ -1,0 +1,137 @@
+"""The world of one scenario: recipient domains, MX hosts, policies and where everything lives.
+
+A world is data. ``build_zone`` turns it into the fake DNS zone; the backends turn the
+``Topology`` into sockets.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+from fake_dns.zone import Zone
+
+DEFAULT_DOMAIN = "victim.test"
+DEFAULT_POLICY_ID = "lab20261129"
+MAX_MX = 4
+"""MX slots per world: each slot is a proxy front (what DNS names) and a sink behind it."""
+
+Mode = Literal["enforce", "testing", "none"]
+MODES: tuple[str, ...] = ("enforce", "testing", "none")
+
+_TEST_NAME = re.compile(r"^(?:[a-z0-9*_](?:[a-z0-9_-]{0,61}[a-z0-9])?\.)+test\.?$", re.I)
+
+
+def is_test_name(name: str) -> bool:
+    """Only reserved ``.test`` names are allowed anywhere in a world."""
+    return bool(_TEST_NAME.match(name))
+
+
+def normalize(name: str) -> str:
+    return name.lower().rstrip(".")
+
+
+@dataclass(frozen=True)
+class Policy:
+    mode: Mode = "enforce"
+    mx: tuple[str, ...] = ()
+    max_age: int = 86400
+    id: str = DEFAULT_POLICY_ID
+
+    def text(self) -> str:
+        lines = ["version: STSv1", f"mode: {self.mode}"]
+        lines += [f"mx: {pattern}" for pattern in self.mx]
+        lines.append(f"max_age: {self.max_age}")
+        return "\n".join(lines) + "\n"
+
+    def txt_record(self) -> str:
+        return f"v=STSv1; id={self.id};"
+
+
+@dataclass(frozen=True)
+class Domain:
+    name: str = DEFAULT_DOMAIN
+    mx: tuple[str, ...] = ()
+    """MX host names in preference order (10, 20, ...)."""
+    policy: Policy | None = None
+    sts_txt: tuple[str, ...] | None = None
+    """The TXT strings at ``_mta-sts.<name>``; None means derived from the policy."""
+    policy_text: str | None = None
+    """The body the policy host serves; None means ``policy.text()``."""
+
+    @property
+    def policy_host(self) -> str:
+        return f"mta-sts.{self.name}"
+
+    def sts_records(self) -> tuple[str, ...]:
+        if self.sts_txt is not None:
+            return self.sts_txt
+        return (self.policy.txt_record(),) if self.policy else ()
+
+    def policy_body(self) -> str | None:
+        if self.policy_text is not None:
+            return self.policy_text
+        return self.policy.text() if self.policy else None
+
+
+@dataclass(frozen=True)
+class World:
+    domains: tuple[Domain, ...] = (Domain(),)
+
+    @property
+    def domain(self) -> Domain:
+        """The recipient domain (the first one)."""
+        return self.domains[0]
+
+    def mx_hosts(self) -> list[str]:
+        """Every MX host name in slot order."""
+        seen: list[str] = []
+        for domain in self.domains:
+            for host in domain.mx:
+                if normalize(host) not in seen:
+                    seen.append(normalize(host))
+        return seen
+
+    def slot_of(self, mx_host: str) -> int:
+        return self.mx_hosts().index(normalize(mx_host))
+
+    def with_domain(self, domain: Domain) -> World:
+        return replace(self, domains=(domain, *self.domains[1:]))
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Where the world's hosts live: addresses and ports one backend handed out."""
+
+    dns: str
+    policy: str
+    mx_fronts: tuple[str, ...]
+    """What DNS names for MX slot i: the on-path proxy."""
+    mx_backs: tuple[str, ...]
+    """The genuine MX (sink) of slot i, behind the proxy."""
+    attacker: str
+    """The attacker's own host (its own MX, its own policy host)."""
+    dns_port: int = 53
+    smtp_port: int = 25
+    https_port: int = 443
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def build_zone(world: World, topology: Topology) -> Zone:
+    """The zone a world publishes, with every MX pointed at its proxy front."""
+    zone = Zone()
+    slots = {host: i for i, host in enumerate(world.mx_hosts())}
+    if len(slots) > len(topology.mx_fronts):
+        raise ValueError(f"world has {len(slots)} MX hosts; the backend has "
+                         f"{len(topology.mx_fronts)} slots")
+    for host, i in slots.items():
+        zone.add(host, "A", topology.mx_fronts[i])
+    for domain in world.domains:
+        for pref, host in enumerate(domain.mx, start=1):
+            zone.add(domain.name, "MX", f"{10 * pref} {normalize(host)}.")
+        for txt in domain.sts_records():
+            zone.add(f"_mta-sts.{domain.name}", "TXT", txt)
+        if domain.policy_body() is not None:
+            zone.add(domain.policy_host, "A", topology.policy)
+    return zone
