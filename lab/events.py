@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,7 +70,7 @@ class EventLog:
         return [e for e in self._events[mark:]
                 if (source is None or e.source == source) and (kind is None or e.kind == kind)]
 
-    async def wait_for(self, predicate: Callable[[Iterable[Event]], Any], mark: int,
+    async def wait_for(self, predicate: Callable[[list[Event]], Any], mark: int,
                        deadline: float) -> Any:
         """Wait until ``predicate(events since mark)`` is truthy or ``deadline`` (monotonic).
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 import datetime as dt
 import os
 import ssl
+import warnings
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 import trustme
@@ -19,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 
-class CertKind(str, Enum):
+class CertKind(StrEnum):
     VALID = "valid"
     WRONG_NAME = "wrong-name"
     EXPIRED = "expired"
@@ -108,10 +109,11 @@ class LabPKI:
         if ctx is None:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             if tls_max is not None:
-                version = _TLS_VERSIONS[tls_max]
                 ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
-                ctx.minimum_version = ssl.TLSVersion.TLSv1
-                ctx.maximum_version = version
+                with warnings.catch_warnings():  # legacy protocols are the point here
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    ctx.minimum_version = ssl.TLSVersion.TLSv1
+                    ctx.maximum_version = _TLS_VERSIONS[tls_max]
             cert, keyfile = self.write_leaf(name, kind)
             ctx.load_cert_chain(cert, keyfile)
             self._contexts[key] = ctx

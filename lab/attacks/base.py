@@ -52,6 +52,12 @@ class FlowView(Protocol):
 class SmtpAttack(Attack):
     place: ClassVar[str] = "smtp"
 
+    mx: str | None = None
+    """Attack only the connections to this MX host (default: every MX of the world)."""
+
+    def targets(self, mx_host: str) -> bool:
+        return self.mx is None or self.mx.lower().rstrip(".") == mx_host.lower().rstrip(".")
+
     def on_greeting(self, flow: FlowView, reply: Reply) -> Reply:
         return reply
 

@@ -55,6 +55,9 @@ class SenderEnv:
     workdir: Path
     emit: Emit
     topology: Topology
+    backend: str = "loopback"
+    exec_prefix: tuple[str, ...] = ()
+    """Prefix that runs a program where the sender lives (netns: ``ip netns exec NAME``)."""
 
 
 class Sender(Registered):

@@ -21,7 +21,8 @@ class Command:
     def encode(self) -> bytes:
         if self.raw:
             return self.raw
-        return (f"{self.verb} {self.arg}" if self.arg else self.verb).encode() + b"\r\n"
+        text = f"{self.verb} {self.arg}" if self.arg else self.verb
+        return text.encode("utf-8", "surrogateescape") + b"\r\n"
 
 
 @dataclass(frozen=True)
@@ -31,13 +32,17 @@ class Reply:
     code: int
     lines: tuple[str, ...] = ("",)
     """Text of each line without the code and separator."""
+    raw: bytes = field(default=b"", compare=False, repr=False)
+    """The reply as received (empty for replies made up by the core or an attack)."""
 
     def encode(self) -> bytes:
+        if self.raw:
+            return self.raw
         out = []
         for i, text in enumerate(self.lines):
             sep = " " if i == len(self.lines) - 1 else "-"
             out.append(f"{self.code}{sep}{text}".rstrip() + "\r\n")
-        return "".join(out).encode()
+        return "".join(out).encode("utf-8", "surrogateescape")
 
     def without_keyword(self, keyword: str) -> Reply:
         """The reply minus lines whose first word is ``keyword`` (e.g. an EHLO extension)."""

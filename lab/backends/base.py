@@ -1,0 +1,47 @@
+"""The backend contract: bring the lab's hosts up somewhere, hand out their addresses.
+
+Every backend runs the same service classes (fake DNS, policy host, proxies, sinks); only
+where their sockets live differs. The runner drives them through ``LabServices`` (the control
+interface) and gives the sender a ``SenderEnv``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from lab.backends.services import LabServices
+from lab.events import EventLog
+from lab.pki import LabPKI
+from lab.registry import Registered, Registry
+from lab.senders.base import SenderEnv
+from lab.world import Topology
+
+
+class BackendUnavailable(Exception):
+    """This backend cannot run here (missing privilege or tool); the message says what."""
+
+
+class Backend(Registered):
+    registry: ClassVar[Registry[Backend]] = Registry("backend")
+    needs_root: ClassVar[bool] = False
+
+    topology: Topology
+    services: LabServices
+
+    @classmethod
+    def check(cls) -> list[str]:
+        """What is missing on this machine for this backend (empty: it can run)."""
+        return []
+
+    async def up(self, run_dir: Path, pki: LabPKI, events: EventLog) -> Topology:
+        """Start the lab's hosts and services; return where they live."""
+        raise NotImplementedError
+
+    def sender_env(self, workdir: Path) -> SenderEnv:
+        """How a sender reaches the lab: DNS, ports, CA, and where to run its programs."""
+        raise NotImplementedError
+
+    async def down(self) -> None:
+        """Stop everything ``up`` started and remove what it made. Safe to call twice."""
+        raise NotImplementedError

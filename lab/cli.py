@@ -1,0 +1,244 @@
+"""``mtasts-lab``: exit 0 when everything is as expected, 1 when something failed, 2 for bad
+usage or input (with a one-line error naming the file and the field, never a traceback)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+
+from lab import __version__, backends, report, senders
+from lab.attacks import Attack, load_all
+from lab.backends.base import Backend
+from lab.runner import Progress, Record, RunOptions, exit_code, run_catalogue
+from lab.scenario import (
+    Scenario,
+    ScenarioError,
+    attack_options,
+    catalogue_root,
+    load_catalogue,
+    option_type_text,
+    select,
+)
+from lab.senders.base import Sender
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad usage or input: printed as one line, exit 2."""
+
+
+def _load_plugins() -> None:
+    load_all()
+    senders.load_all()
+    backends.load_all()
+
+
+def _scenarios(args: argparse.Namespace) -> list[Scenario]:
+    root = Path(args.scenarios_dir) if args.scenarios_dir else catalogue_root()
+    if not root.is_dir():
+        raise UsageError(f"{root}: scenario folder not found")
+    if args.scenario:
+        return select(args.scenario, root)
+    return load_catalogue(root)
+
+
+def _writable(path: str | None, flag: str) -> Path | None:
+    if path is None:
+        return None
+    out = Path(path)
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise UsageError(f"{flag} {path}: folder {parent} does not exist or is not writable")
+    return out
+
+
+def _progress(total: int, quiet: bool) -> Progress:
+    done = 0
+
+    def show(record: Record) -> None:
+        nonlocal done
+        done += 1
+        if quiet:
+            return
+        label = "advisory" if record.advisory else record.verdict
+        print(f"[{done:>3}/{total}] {record.sender:<14} {record.scenario} [{record.phase}] "
+              f"{label} ({record.observed or '-'}, {record.duration_s:.2f}s)",
+              file=sys.stderr, flush=True)
+    return show
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    scenarios = _scenarios(args)
+    sender_names = args.sender or ["reference", "opportunistic"]
+    for name in sender_names:
+        if name not in Sender.registry:
+            raise UsageError(f"--sender {name}: unknown sender "
+                             f"(known: {', '.join(Sender.registry.names())})")
+    if args.backend not in Backend.registry:
+        raise UsageError(f"--backend {args.backend}: unknown backend "
+                         f"(known: {', '.join(Backend.registry.names())})")
+    backend_cls = Backend.registry.get(args.backend)
+    missing = backend_cls.check()
+    if missing:
+        raise UsageError(f"--backend {args.backend} cannot run here: {'; '.join(missing)} "
+                         "(see mtasts-lab doctor)")
+    for name in sender_names:
+        cls = Sender.registry.get(name)
+        if args.backend not in cls.backends:
+            raise UsageError(f"--sender {name} does not run on --backend {args.backend} "
+                             f"(it runs on: {', '.join(cls.backends)})")
+    json_out = _writable(args.json, "--json")
+    junit_out = _writable(args.junit, "--junit")
+    phases = sum(len(s.phases) + (1 if s.baseline else 0) for s in scenarios)
+    options = RunOptions(backend=args.backend, senders=sender_names, grace_s=args.grace,
+                         keep_run_dir=args.keep)
+    records = asyncio.run(run_catalogue(scenarios, options,
+                                        _progress(phases * len(sender_names), args.quiet),
+                                        jobs=args.jobs))
+    code = exit_code(records)
+    print(report.table(records))
+    print()
+    print(report.summary(records))
+    for line in report.problems(records):
+        print("  " + line)
+    if json_out:
+        report.write_json(json_out, report.as_json(records, backend=args.backend,
+                                                   senders=sender_names, exit_code=code))
+    if junit_out:
+        report.write_junit(junit_out, records)
+    return code
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    what = args.what
+    if what == "scenarios":
+        for s in _scenarios(args):
+            print(f"{s.id:<44} {s.summary}")
+    elif what == "attacks":
+        for name, cls in Attack.registry.items():
+            opts = ", ".join(f"{f.name}: {option_type_text(f.type)}"
+                             for f in attack_options(cls))
+            print(f"{name:<22} {cls.place:<7} {cls.summary}")
+            if opts:
+                print(f"{'':<30} options: {opts}")
+    elif what == "senders":
+        for name, sender_cls in Sender.registry.items():
+            print(f"{name:<16} {', '.join(sender_cls.backends):<18} {sender_cls.summary}")
+    elif what == "backends":
+        for name, backend_cls in Backend.registry.items():
+            missing = backend_cls.check()
+            state = "ready" if not missing else "missing: " + "; ".join(missing)
+            print(f"{name:<10} {backend_cls.summary} [{state}]")
+    return EXIT_OK
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    root = Path(args.scenarios_dir) if args.scenarios_dir else None
+    for scenario in select([args.scenario_id], root):
+        print(explain(scenario))
+    return EXIT_OK
+
+
+def explain(s: Scenario) -> str:
+    wrap = textwrap.TextWrapper(width=88)
+    out = [s.id, "=" * len(s.id), s.summary, ""]
+    policy = s.world.domain.policy
+    out.append("World: recipient domain " + s.world.domain.name + ", MX "
+               + ", ".join(s.world.domain.mx)
+               + (f", policy mode {policy.mode} (mx: {', '.join(policy.mx)})" if policy
+                  else ", no MTA-STS policy"))
+    out.append("")
+    for p in s.phases:
+        attacks = ", ".join(f"{a.name} ({a.summary})" for a in p.attacks) or "no attack"
+        out.append(f"Phase {p.name}: {attacks}")
+        out.append(f"  a compliant sender: {' or '.join(p.expect.outcome)} "
+                   f"({p.expect.level})")
+    out.append("")
+    if s.attacker_does:
+        out += ["What the attacker does:", *wrap.wrap(s.attacker_does), ""]
+    if s.compliant_does:
+        out += ["What a compliant sender does:", *wrap.wrap(s.compliant_does), ""]
+    out.append("Why it matters:")
+    for para in s.teach.strip().split("\n\n"):
+        out += wrap.wrap(" ".join(para.split()))
+        out.append("")
+    out.append("References: " + "; ".join(s.refs))
+    if s.covers:
+        out.append("Checklist: " + ", ".join(s.covers))
+    if s.known_failures:
+        out.append("Known failures:")
+        out += [f"  {k}: {v}" for k, v in s.known_failures.items()]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mtasts-lab",
+        description="Play the on-path attacker against a sending MTA and judge whether it "
+                    "honours MTA-STS (RFC 8461). Uses reserved .test names and lab-made "
+                    "networks only; never point it at real mail servers.",
+        epilog="exit status: 0 all as expected, 1 something failed, 2 bad usage or input")
+    parser.add_argument("--version", action="version", version=f"mtasts-lab {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run scenarios against senders and give verdicts")
+    run.add_argument("scenario", nargs="*",
+                     help="scenario ids, theme folders or YAML files (default: the catalogue)")
+    run.add_argument("--sender", action="append", metavar="NAME",
+                     help="sender under test, repeatable (default: reference and "
+                          "opportunistic)")
+    run.add_argument("--backend", default="loopback", metavar="NAME",
+                     help="where the world runs (default: loopback)")
+    run.add_argument("--json", metavar="FILE", help="write the results as JSON")
+    run.add_argument("--junit", metavar="FILE", help="write the results as JUnit XML")
+    run.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
+                     help="run N labs in parallel (loopback only; default 1)")
+    run.add_argument("--grace", type=float, default=1.0, metavar="SECONDS",
+                     help="grace window for fallback retries when the sender's own status "
+                          "cannot be read (default 1.0)")
+    run.add_argument("--keep", action="store_true",
+                     help="keep the run directory (CA, certificates, sender files)")
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    run.set_defaults(func=cmd_run)
+
+    lst = sub.add_parser("list", help="list scenarios, attacks, senders or backends")
+    lst.add_argument("what", choices=["scenarios", "attacks", "senders", "backends"])
+    lst.set_defaults(func=cmd_list)
+
+    exp = sub.add_parser("explain", help="what a scenario's attack does, what the RFC "
+                                         "requires, what to look for")
+    exp.add_argument("scenario_id", metavar="SCENARIO")
+    exp.set_defaults(func=cmd_explain)
+
+    for p in (run, lst, exp):
+        p.add_argument("--scenarios-dir", metavar="DIR",
+                       help="use another scenario folder (default: the built-in catalogue)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "jobs", 1) < 1:
+        parser.error("--jobs must be at least 1")
+    try:
+        _load_plugins()
+        code: int = args.func(args)
+        return code
+    except (ScenarioError, UsageError) as exc:
+        print(f"mtasts-lab: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("mtasts-lab: interrupted; everything the run started was stopped",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

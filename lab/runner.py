@@ -1,0 +1,209 @@
+"""The runner: bring a backend up, drive each sender through each scenario, record verdicts."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lab import backends, senders
+from lab.attacks.base import DnsAttack, PolicyAttack, SmtpAttack
+from lab.backends.base import Backend
+from lab.backends.services import MxSetup
+from lab.events import RUNNER, EventLog
+from lab.oracle import ERROR, Observation, Verdict, decide, observe
+from lab.pki import LabPKI
+from lab.policy_host.response import PolicyResponse
+from lab.scenario import Phase, Scenario
+from lab.senders.base import OutgoingMessage, Sender
+from lab.world import Topology, World, build_zone
+
+
+@dataclass
+class Record:
+    """One phase of one scenario for one sender: the results contract in DESIGN.md."""
+
+    scenario: str
+    phase: str
+    sender: str
+    backend: str
+    expected: list[str]
+    observed: str | None
+    verdict: str
+    level: str
+    attack_fired: bool | None
+    duration_s: float
+    reason: str
+    refs: list[str]
+    why: str = ""
+    advisory: bool = False
+    status: str | None = None
+    attacks: list[str] = field(default_factory=list)
+    fired: dict[str, list[str]] = field(default_factory=dict)
+    engaged: list[str] = field(default_factory=list)
+    sni: list[str] = field(default_factory=list)
+    message_id: str = ""
+    verdict_delay_ms: float | None = None
+    """From the sender's decision (its status event or the receipt) to the verdict."""
+    evidence: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def fails_run(self) -> bool:
+        return Verdict(self.verdict, self.why, self.advisory).fails_run
+
+    def as_dict(self, evidence: bool = True) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        if not evidence:
+            data.pop("evidence")
+        return data
+
+
+@dataclass
+class RunOptions:
+    backend: str = "loopback"
+    senders: Sequence[str] = ("reference", "opportunistic")
+    grace_s: float = 1.0
+    run_dir: Path | None = None
+    keep_run_dir: bool = False
+
+
+Progress = Callable[[Record], None]
+
+
+def configure_world(backend: Backend, topology: Topology, world: World,
+                    attacks: Sequence[Any]) -> None:
+    """Publish the world with the phase's attacks applied, on every service."""
+    zone = build_zone(world, topology)
+    for attack in attacks:
+        if isinstance(attack, DnsAttack):
+            zone = attack.transform(zone, world, topology)
+    backend.services.set_zone(zone)
+    responses: dict[str, PolicyResponse] = {}
+    for domain in world.domains:
+        body = domain.policy_body()
+        if body is None:
+            continue
+        response = PolicyResponse(body=body.encode())
+        for attack in attacks:
+            if isinstance(attack, PolicyAttack):
+                response = attack.transform(response, domain.name)
+        responses[domain.name] = response
+    backend.services.set_policies(responses)
+    slots = [MxSetup(host, tuple(a for a in attacks
+                                 if isinstance(a, SmtpAttack) and a.targets(host)))
+             for host in world.mx_hosts()]
+    backend.services.set_mx(slots, [d.name for d in world.domains])
+
+
+class Runner:
+    def __init__(self, options: RunOptions, progress: Progress | None = None) -> None:
+        self.options = options
+        self.progress = progress
+        self.events = EventLog()
+        self.records: list[Record] = []
+        self.bringup_s: float | None = None
+
+    async def run(self, scenarios: Sequence[Scenario]) -> list[Record]:
+        backends.load_all()
+        senders.load_all()
+        sender_classes = [Sender.registry.get(name) for name in self.options.senders]
+        backend = Backend.registry.get(self.options.backend)()
+        made_dir = self.options.run_dir is None
+        run_dir = self.options.run_dir or Path(tempfile.mkdtemp(prefix="mtasts-lab-"))
+        t0 = time.monotonic()
+        try:
+            pki = LabPKI(run_dir / "pki")
+            topology = await backend.up(run_dir, pki, self.events)
+            self.bringup_s = time.monotonic() - t0
+            for cls in sender_classes:
+                sender = cls()
+                workdir = run_dir / "senders" / cls.name
+                workdir.mkdir(parents=True, exist_ok=True)
+                await sender.start(backend.sender_env(workdir))
+                try:
+                    for scenario in scenarios:
+                        await self._scenario(backend, topology, sender, scenario)
+                finally:
+                    await sender.close()
+        finally:
+            await backend.down()
+            if made_dir and not self.options.keep_run_dir:
+                shutil.rmtree(run_dir, ignore_errors=True)
+        return self.records
+
+    async def _scenario(self, backend: Backend, topology: Topology, sender: Sender,
+                        scenario: Scenario) -> None:
+        await sender.reset()
+        baseline_ok: bool | None = None
+        if scenario.baseline is not None:
+            record = await self._phase(backend, topology, sender, scenario,
+                                       scenario.baseline, None)
+            baseline_ok = record.verdict == "pass"
+            await sender.reset()
+        for phase in scenario.phases:
+            await self._phase(backend, topology, sender, scenario, phase, baseline_ok)
+
+    async def _phase(self, backend: Backend, topology: Topology, sender: Sender,
+                     scenario: Scenario, phase: Phase, baseline_ok: bool | None) -> Record:
+        started = time.monotonic()
+        message = OutgoingMessage.probe(phase.rcpt, scenario.id, phase.name)
+        known = scenario.known_failures.get(sender.name) if phase.is_attack else None
+        mark = self.events.mark()
+        obs: Observation | None = None
+        try:
+            configure_world(backend, topology, phase.world, phase.attacks)
+            self.events.emit(RUNNER, "inject", {"scenario": scenario.id, "phase": phase.name,
+                                                "message_id": message.message_id})
+            await sender.inject(message)
+            obs = await observe(self.events, mark, phase, message.message_id,
+                                own_status=type(sender).own_status,
+                                timeout_s=scenario.timeout_s, grace_s=self.options.grace_s)
+            verdict = decide(phase, obs, known_failure=known, baseline_ok=baseline_ok)
+        except Exception as exc:  # an error is a verdict of its own, with its reason
+            verdict = Verdict(ERROR, f"{type(exc).__name__}: {exc}")
+        finished = time.monotonic()
+        record = Record(
+            scenario=scenario.id, phase=phase.name, sender=sender.name,
+            backend=self.options.backend, expected=list(phase.expect.outcome),
+            observed=obs.outcome if obs else None, verdict=verdict.verdict,
+            level=phase.expect.level,
+            attack_fired=(all(obs.fired.values()) if obs and phase.attacks else None),
+            duration_s=round(finished - started, 4),
+            reason=obs.reason if obs else verdict.why, refs=list(scenario.refs),
+            why=verdict.why, advisory=verdict.advisory,
+            status=obs.status if obs else None,
+            attacks=[a.name for a in phase.attacks],
+            fired=obs.fired if obs else {}, engaged=obs.engaged if obs else [],
+            sni=obs.sni if obs else [], message_id=message.message_id,
+            verdict_delay_ms=(round((finished - obs.decided_at) * 1000, 2)
+                              if obs and obs.decided_at else None),
+            evidence=[e.as_dict() for e in (obs.events if obs else [])],
+        )
+        self.records.append(record)
+        if self.progress:
+            self.progress(record)
+        return record
+
+
+async def run_catalogue(scenarios: Sequence[Scenario], options: RunOptions,
+                        progress: Progress | None = None, jobs: int = 1) -> list[Record]:
+    """Run the scenarios; with ``jobs`` > 1 the list is split over that many labs."""
+    if jobs <= 1 or len(scenarios) < 2:
+        return await Runner(options, progress).run(scenarios)
+    chunks = [list(scenarios[i::jobs]) for i in range(jobs)]
+    runners = [Runner(options, progress) for _ in chunks if _]
+    results = await asyncio.gather(*(r.run(c) for r, c in zip(runners, chunks, strict=False)))
+    order = {s.id: i for i, s in enumerate(scenarios)}
+    merged = [rec for recs in results for rec in recs]
+    merged.sort(key=lambda r: (r.sender, order.get(r.scenario, 0)))
+    return merged
+
+
+def exit_code(records: Sequence[Record]) -> int:
+    return 1 if any(r.fails_run for r in records) else 0

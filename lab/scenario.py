@@ -1,0 +1,480 @@
+"""Scenario files: load, validate, and turn into worlds, phases and expectations.
+
+One YAML file per scenario; its id is the path under the catalogue folder without ``.yaml``.
+Every error names the file and the field, and is raised as ``ScenarioError``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import re
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from lab.attacks import Attack, load_all
+from lab.world import (
+    DEFAULT_DOMAIN,
+    DEFAULT_POLICY_ID,
+    MAX_MX,
+    MODES,
+    Domain,
+    Policy,
+    World,
+    is_test_name,
+    normalize,
+)
+
+OUTCOMES: tuple[str, ...] = ("delivered-tls", "delivered-plaintext", "intercepted",
+                             "not-delivered")
+LEVELS: tuple[str, ...] = ("must", "should")
+STATUSES: tuple[str, ...] = ("sent", "deferred", "bounced")
+MAX_AGE_LIMIT = 31557600
+
+
+class ScenarioError(Exception):
+    """A scenario file is malformed: ``file: field: what is wrong``."""
+
+    def __init__(self, path: str, fieldname: str, message: str) -> None:
+        self.path, self.field, self.message = path, fieldname, message
+        where = f"{path}: {fieldname}: " if fieldname else f"{path}: "
+        super().__init__(where + message)
+
+
+@dataclass(frozen=True)
+class Expectation:
+    outcome: tuple[str, ...]
+    """Any of these outcomes meets the expectation."""
+    level: str = "must"
+    status: str | None = None
+    """The sender's own status, where the adapter can read it (A2: deferred, not bounced)."""
+    sni: str | None = None
+    """The server name the sender must send in its ClientHello (T1)."""
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    world: World
+    attacks: tuple[Attack, ...]
+    expect: Expectation
+    rcpt: str
+
+    @property
+    def is_attack(self) -> bool:
+        return bool(self.attacks)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    id: str
+    path: str
+    summary: str
+    refs: tuple[str, ...]
+    teach: str
+    covers: tuple[str, ...]
+    world: World
+    phases: tuple[Phase, ...]
+    known_failures: Mapping[str, str] = field(default_factory=dict)
+    baseline: Phase | None = None
+    """The same world with no attack; None when the scenario has no attack phase."""
+    timeout_s: float = 20.0
+    attacker_does: str = ""
+    compliant_does: str = ""
+
+    @property
+    def mode(self) -> str | None:
+        policy = self.world.domain.policy
+        return policy.mode if policy else None
+
+    def attack_names(self) -> list[str]:
+        return sorted({a.name for p in self.phases for a in p.attacks})
+
+
+# ---------------------------------------------------------------- YAML with duplicate keys refused
+
+class _StrictLoader(yaml.SafeLoader):
+    pass
+
+
+def _no_duplicates(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node, deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
+
+
+# ---------------------------------------------------------------- field checking helpers
+
+class _Fields:
+    """Reads a mapping, naming the path of every field it complains about."""
+
+    def __init__(self, path: str, where: str, data: Any, allowed: Iterable[str]) -> None:
+        self.path, self.where = path, where
+        if not isinstance(data, Mapping):
+            raise ScenarioError(path, where or "(top)", f"must be a mapping, not {_kind(data)}")
+        unknown = sorted(set(map(str, data)) - set(allowed))
+        if unknown:
+            raise ScenarioError(path, self.sub(unknown[0]),
+                                f"unknown field (known: {', '.join(sorted(allowed))})")
+        self.data = data
+
+    def sub(self, key: str | int) -> str:
+        if isinstance(key, int):
+            return f"{self.where}[{key}]"
+        return f"{self.where}.{key}" if self.where else key
+
+    def error(self, key: str, message: str) -> ScenarioError:
+        return ScenarioError(self.path, self.sub(key), message)
+
+    def has(self, key: str) -> bool:
+        return key in self.data
+
+    def text(self, key: str, default: str | None = None, *, required: bool = False) -> str:
+        if key not in self.data or self.data[key] is None:
+            if required:
+                raise self.error(key, "is required")
+            return default if default is not None else ""
+        value = self.data[key]
+        if not isinstance(value, str) or (required and not value.strip()):
+            raise self.error(key, f"must be a non-empty string, not {_kind(value)}")
+        return value
+
+    def str_list(self, key: str, *, required: bool = False) -> tuple[str, ...]:
+        value = self.data.get(key)
+        if value is None:
+            if required:
+                raise self.error(key, "is required")
+            return ()
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.error(key, "must be a list of strings")
+        if required and not value:
+            raise self.error(key, "must not be empty")
+        return tuple(value)
+
+    def whole(self, key: str, default: int, lo: int | None = None, hi: int | None = None) -> int:
+        value = self.data.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.error(key, f"must be a whole number, not {_kind(value)}")
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise self.error(key, f"must be between {lo} and {hi}, not {value}")
+        return value
+
+    def number(self, key: str, default: float, lo: float, hi: float) -> float:
+        value = self.data.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.error(key, f"must be a number, not {_kind(value)}")
+        if not lo <= value <= hi:
+            raise self.error(key, f"must be between {lo} and {hi}, not {value}")
+        return float(value)
+
+    def choice(self, key: str, choices: Iterable[str], default: str | None = None) -> str:
+        choices = tuple(choices)
+        value = self.data.get(key, default)
+        if value not in choices:
+            raise self.error(key, f"must be one of {', '.join(choices)}, not {value!r}")
+        return str(value)
+
+
+def _kind(value: Any) -> str:
+    return "nothing" if value is None else type(value).__name__
+
+
+# ---------------------------------------------------------------- world
+
+_WORLD_FIELDS = ("domain", "mx", "policy", "sts_txt", "policy_text")
+_POLICY_FIELDS = ("mode", "mx", "max_age", "id")
+
+
+def _merge(base: Mapping[str, Any], change: Mapping[str, Any]) -> dict[str, Any]:
+    """Phase world changes: mappings merge key by key; anything else replaces."""
+    out = dict(base)
+    for key, value in change.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _check_name(path: str, where: str, name: str, *, wildcard: bool = False) -> str:
+    plain = name[2:] if wildcard and name.startswith("*.") else name
+    if not is_test_name(plain) or "*" in plain:
+        raise ScenarioError(path, where, f"{name!r} is not a reserved .test name "
+                                         "(the lab only ever uses .test names)")
+    return name
+
+
+def _world(path: str, where: str, raw: Any) -> World:
+    f = _Fields(path, where, raw if raw is not None else {}, _WORLD_FIELDS)
+    domain = normalize(_check_name(path, f.sub("domain"), f.text("domain", DEFAULT_DOMAIN)))
+    mx = f.str_list("mx") or (f"mx1.{domain}",)
+    for i, host in enumerate(mx):
+        _check_name(path, f"{f.sub('mx')}[{i}]", host)
+    if len({normalize(h) for h in mx}) > MAX_MX:
+        raise f.error("mx", f"at most {MAX_MX} MX hosts")
+    policy: Policy | None = None
+    if f.data.get("policy") is not None:
+        p = _Fields(path, f.sub("policy"), f.data["policy"], _POLICY_FIELDS)
+        patterns = p.str_list("mx") or tuple(normalize(h) for h in mx)
+        for i, pattern in enumerate(patterns):
+            _check_name(path, f"{p.sub('mx')}[{i}]", pattern, wildcard=True)
+        policy_id = p.text("id", DEFAULT_POLICY_ID)
+        if not re.fullmatch(r"[A-Za-z0-9]{1,32}", policy_id):
+            raise p.error("id", "must be 1 to 32 letters and digits (RFC 8461 3.1); "
+                                "write a malformed record with sts_txt instead")
+        policy = Policy(mode=p.choice("mode", MODES, "enforce"),  # type: ignore[arg-type]
+                        mx=patterns, max_age=p.whole("max_age", 86400, 0, MAX_AGE_LIMIT),
+                        id=policy_id)
+    sts_txt = f.str_list("sts_txt") if f.has("sts_txt") else None
+    policy_text = f.text("policy_text") if f.has("policy_text") else None
+    return World((Domain(domain, tuple(normalize(h) for h in mx), policy, sts_txt,
+                         policy_text),))
+
+
+# ---------------------------------------------------------------- attacks and their options
+
+def attack_options(cls: type[Attack]) -> list[dataclasses.Field[Any]]:
+    return [f for f in dataclasses.fields(cls) if f.init]
+
+
+def option_type_text(tp: Any) -> str:
+    """A readable name for an option's type (for errors, ``list attacks`` and the README)."""
+    choices = _choices(tp)
+    if choices is not None:
+        return " | ".join(choices)
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    if args and _is_optional(tp):
+        return option_type_text(args[0]) + " (optional)"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _is_optional(tp: Any) -> bool:
+    return (typing.get_origin(tp) in (typing.Union, types.UnionType)
+            and type(None) in typing.get_args(tp))
+
+
+def _choices(tp: Any) -> tuple[str, ...] | None:
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return tuple(str(m.value) for m in tp)
+    if typing.get_origin(tp) is Literal:
+        return tuple(str(a) for a in typing.get_args(tp))
+    return None
+
+
+def _coerce(path: str, where: str, tp: Any, value: Any) -> Any:
+    if _is_optional(tp):
+        if value is None:
+            return None
+        tp = next(a for a in typing.get_args(tp) if a is not type(None))
+    choices = _choices(tp)
+    if choices is not None:
+        if str(value) not in choices or isinstance(value, bool):
+            raise ScenarioError(path, where, f"must be one of {', '.join(choices)}, "
+                                             f"not {value!r}")
+        return tp(value) if isinstance(tp, type) else value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ScenarioError(path, where, f"must be true or false, not {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ScenarioError(path, where, f"must be a whole number, not {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ScenarioError(path, where, f"must be a number, not {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ScenarioError(path, where, f"must be a string, not {_kind(value)}")
+        return value
+    raise ScenarioError(path, where, f"option type {tp!r} is not supported")
+
+
+def _attack(path: str, where: str, raw: Any) -> Attack:
+    options: Any
+    if isinstance(raw, str):
+        name, options = raw, {}
+    elif isinstance(raw, Mapping) and len(raw) == 1:
+        name, options = next(iter(raw.items()))
+        options = {} if options is None else options
+    else:
+        raise ScenarioError(path, where, "must be an attack name or {name: {options}}")
+    if name not in Attack.registry:
+        raise ScenarioError(path, where, f"unknown attack {name!r} "
+                                         f"(known: {', '.join(Attack.registry.names())})")
+    cls = Attack.registry.get(name)
+    fields = {f.name: f for f in attack_options(cls)}
+    opts = _Fields(path, f"{where}.{name}", options, fields)
+    hints = typing.get_type_hints(cls)
+    values = {key: _coerce(path, opts.sub(key), hints[key], value)
+              for key, value in opts.data.items()}
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as exc:
+        raise ScenarioError(path, f"{where}.{name}", str(exc)) from None
+
+
+# ---------------------------------------------------------------- scenario
+
+_TOP_FIELDS = ("summary", "refs", "teach", "covers", "world", "phases", "known_failures",
+               "baseline", "timeout", "attacker_does", "compliant_does")
+_PHASE_FIELDS = ("name", "world", "attacks", "expect", "rcpt")
+_EXPECT_FIELDS = ("outcome", "level", "status", "sni")
+
+
+def _expect(f: _Fields, key: str, default: Mapping[str, Any] | None = None) -> Expectation:
+    raw = f.data.get(key, default)
+    if raw is None:
+        raise f.error(key, "is required")
+    e = _Fields(f.path, f.sub(key), raw, _EXPECT_FIELDS)
+    outcomes = e.str_list("outcome", required=True)
+    for i, outcome in enumerate(outcomes):
+        if outcome not in OUTCOMES:
+            raise ScenarioError(f.path, f"{e.sub('outcome')}[{i}]",
+                                f"must be one of {', '.join(OUTCOMES)}, not {outcome!r}")
+    status = e.choice("status", (*STATUSES, ""), "") or None
+    sni = e.text("sni") or None
+    return Expectation(outcomes, e.choice("level", LEVELS, "must"), status, sni)
+
+
+def parse(data: Any, path: str, scenario_id: str) -> Scenario:
+    """Build a scenario from parsed YAML; every problem is a ScenarioError."""
+    load_all()
+    top = _Fields(path, "", data, _TOP_FIELDS)
+    summary = top.text("summary", required=True)
+    refs = top.str_list("refs", required=True)
+    teach = top.text("teach", required=True)
+    covers = top.str_list("covers")
+    raw_world = top.data.get("world") or {}
+    world = _world(path, "world", raw_world)
+    rcpt_default = f"user@{world.domain.name}"
+
+    raw_phases = top.data.get("phases")
+    if not isinstance(raw_phases, list) or not raw_phases:
+        raise top.error("phases", "must be a non-empty list")
+    phases: list[Phase] = []
+    current = dict(raw_world) if isinstance(raw_world, Mapping) else {}
+    for i, raw in enumerate(raw_phases):
+        pf = _Fields(path, top.sub("phases") + f"[{i}]", raw, _PHASE_FIELDS)
+        if pf.has("world"):
+            change = pf.data["world"]
+            if not isinstance(change, Mapping):
+                raise pf.error("world", "must be a mapping of world changes")
+            current = _merge(current, change)
+        phase_world = _world(path, pf.sub("world") if pf.has("world") else "world", current)
+        raw_attacks = pf.data.get("attacks") or []
+        if not isinstance(raw_attacks, list):
+            raise pf.error("attacks", "must be a list")
+        attacks = tuple(_attack(path, f"{pf.sub('attacks')}[{j}]", a)
+                        for j, a in enumerate(raw_attacks))
+        for j, attack in enumerate(attacks):
+            target = getattr(attack, "mx", None)
+            if target and normalize(target) not in phase_world.mx_hosts():
+                raise ScenarioError(path, f"{pf.sub('attacks')}[{j}].{attack.name}.mx",
+                                    f"{target!r} is not an MX host of the world")
+        rcpt = pf.text("rcpt", rcpt_default)
+        if "@" not in rcpt or not is_test_name(rcpt.rsplit("@", 1)[1]):
+            raise pf.error("rcpt", f"{rcpt!r} must be an address at a .test domain")
+        phases.append(Phase(pf.text("name", f"phase{i + 1}"), phase_world, attacks,
+                            _expect(pf, "expect"), rcpt))
+    names = [p.name for p in phases]
+    if len(set(names)) != len(names) or "baseline" in names:
+        raise top.error("phases", "phase names must be unique and not 'baseline'")
+
+    known = top.data.get("known_failures") or {}
+    kf = _Fields(path, "known_failures", known, known.keys() if isinstance(known, Mapping)
+                 else ())
+    for sender, reason in kf.data.items():
+        if not isinstance(reason, str) or not reason.strip():
+            raise kf.error(str(sender), "must give the reason as a non-empty string")
+
+    baseline: Phase | None = None
+    if any(p.is_attack for p in phases):
+        raw_base = top.data.get("baseline") or {}
+        bf = _Fields(path, "baseline", raw_base, ("world", "expect"))
+        base_world = world
+        if bf.has("world"):
+            base_world = _world(path, "baseline.world",
+                                _merge(raw_world if isinstance(raw_world, Mapping) else {},
+                                       bf.data["world"]))
+        baseline = Phase("baseline", base_world, (),
+                         _expect(bf, "expect", {"outcome": "delivered-tls"}), rcpt_default)
+    elif top.has("baseline"):
+        raise top.error("baseline", "only scenarios with an attack phase have a baseline")
+
+    return Scenario(
+        id=scenario_id, path=path, summary=summary, refs=refs, teach=teach, covers=covers,
+        world=world, phases=tuple(phases), known_failures=dict(kf.data), baseline=baseline,
+        timeout_s=top.number("timeout", 20.0, 1.0, 600.0),
+        attacker_does=top.text("attacker_does"), compliant_does=top.text("compliant_does"),
+    )
+
+
+def load_text(text: str, path: str, scenario_id: str) -> Scenario:
+    try:
+        data = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = f"line {mark.line + 1}" if mark else ""
+        raise ScenarioError(path, line, f"not valid YAML: {exc.problem or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ScenarioError(path, "", f"not valid YAML: {exc}") from None
+    return parse(data, path, scenario_id)
+
+
+def load_file(path: Path, root: Path | None = None) -> Scenario:
+    scenario_id = path.stem
+    if root is not None:
+        scenario_id = path.relative_to(root).with_suffix("").as_posix()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(str(path), "", f"cannot read: {exc}") from None
+    return load_text(text, str(path), scenario_id)
+
+
+def catalogue_root() -> Path:
+    """The catalogue that ships inside the package."""
+    return Path(str(resources.files("lab") / "scenarios"))
+
+
+def load_catalogue(root: Path | None = None) -> list[Scenario]:
+    root = root or catalogue_root()
+    return [load_file(p, root) for p in sorted(root.rglob("*.yaml"))]
+
+
+def select(names: Iterable[str], root: Path | None = None) -> list[Scenario]:
+    """Scenarios by id, id prefix (a theme folder), or file path."""
+    root = root or catalogue_root()
+    catalogue = load_catalogue(root)
+    chosen: list[Scenario] = []
+    for name in names:
+        as_path = Path(name)
+        if as_path.suffix in (".yaml", ".yml") and as_path.exists():
+            chosen.append(load_file(as_path))
+            continue
+        key = name.rstrip("/")
+        hits = [s for s in catalogue if s.id == key or s.id.startswith(key + "/")]
+        if not hits:
+            raise ScenarioError(name, "", "no such scenario or theme in the catalogue "
+                                          f"({root})")
+        chosen.extend(h for h in hits if h not in chosen)
+    return chosen

@@ -1,0 +1,43 @@
+"""The catalogue keeps its promises: the lab's controls and the registered attacks."""
+
+from __future__ import annotations
+
+import pytest
+
+from lab.attacks import Attack, load_all
+from lab.scenario import Scenario, load_catalogue
+
+CATALOGUE = load_catalogue()
+
+
+def _enforce_attack(s: Scenario) -> bool:
+    return any(a.enforce_breaking and p.world.domain.policy is not None
+               and p.world.domain.policy.mode == "enforce" and p.expect.outcome ==
+               ("not-delivered",) for p in s.phases for a in p.attacks)
+
+
+@pytest.mark.parametrize("scenario", CATALOGUE, ids=lambda s: s.id)
+def test_negative_control_fails_exactly_the_enforce_attacks(scenario: Scenario) -> None:
+    # DESIGN rule 7: the opportunistic sender must fail every enforce-mode attack, and only those
+    assert ("opportunistic" in scenario.known_failures) == _enforce_attack(scenario)
+
+
+@pytest.mark.parametrize("scenario", CATALOGUE, ids=lambda s: s.id)
+def test_reference_sender_has_no_known_failure(scenario: Scenario) -> None:
+    assert "reference" not in scenario.known_failures
+
+
+def test_every_attack_is_used_by_a_scenario() -> None:
+    load_all()
+    used = {a.name for s in CATALOGUE for p in s.phases for a in p.attacks}
+    unused = set(Attack.registry.names()) - used - {"passthrough"}
+    assert not unused, f"attacks no scenario uses: {sorted(unused)}"
+
+
+def test_every_theme_has_a_sanity_case() -> None:
+    themes = {s.id.split("/")[0] for s in CATALOGUE}
+    assert "baseline" in themes
+    for theme in themes:
+        members = [s for s in CATALOGUE if s.id.startswith(theme + "/")]
+        assert any(s.baseline is not None or not any(p.attacks for p in s.phases)
+                   for s in members), theme
