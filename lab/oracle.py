@@ -28,7 +28,9 @@ KNOWN_FAILURE = "known-failure"
 UNEXPECTED_PASS = "unexpected-pass"
 INCONCLUSIVE = "inconclusive"
 ERROR = "error"
-VERDICTS = (PASS, FAIL, KNOWN_FAILURE, UNEXPECTED_PASS, INCONCLUSIVE, ERROR)
+SKIPPED = "skipped"
+"""The phase could not run here (an optional extra is missing): reported, never a pass."""
+VERDICTS = (PASS, FAIL, KNOWN_FAILURE, UNEXPECTED_PASS, INCONCLUSIVE, ERROR, SKIPPED)
 
 
 @dataclass
@@ -94,9 +96,11 @@ def _judge_outcome(events: list[Event], phase: Phase, message_id: str,
                    status: Event | None, own_status: bool) -> Observation:
     receipts = _receipts(events, message_id)
     relayed = _for_message(events, PROXY, "message", message_id)
+    attacker = {normalize(h) for a in phase.attacks if isinstance(a, DnsAttack)
+                for h in a.attacker_mx(phase.world)}
     outcome: str | None
     if receipts:
-        if any(r.get("attacker") for r in receipts) or any(
+        if any(normalize(str(r.get("mx", ""))) in attacker for r in receipts) or any(
                 m.get("client_leg") == "intercepted" for m in relayed):
             outcome = INTERCEPTED
         elif all(r.get("tls") for r in receipts):

@@ -14,11 +14,20 @@ from pathlib import Path
 from typing import Any
 
 from lab import __version__
-from lab.oracle import ERROR, FAIL, INCONCLUSIVE, KNOWN_FAILURE, PASS, UNEXPECTED_PASS
+from lab.oracle import (
+    ERROR,
+    FAIL,
+    INCONCLUSIVE,
+    KNOWN_FAILURE,
+    PASS,
+    SKIPPED,
+    UNEXPECTED_PASS,
+)
 from lab.runner import Record
 
 # worst first: the cell of a scenario shows its worst phase
-_SEVERITY = [ERROR, INCONCLUSIVE, UNEXPECTED_PASS, FAIL, "advisory", KNOWN_FAILURE, PASS]
+_SEVERITY = [ERROR, INCONCLUSIVE, UNEXPECTED_PASS, FAIL, "advisory", SKIPPED, KNOWN_FAILURE,
+             PASS]
 
 
 def _cell_verdict(records: Sequence[Record]) -> str:
@@ -53,7 +62,7 @@ def problems(records: Sequence[Record]) -> list[str]:
     """One line per record that fails the run or is advisory, with why."""
     out = []
     for r in records:
-        if r.fails_run or r.advisory:
+        if r.fails_run or r.advisory or r.verdict == SKIPPED:
             label = "advisory" if r.advisory else r.verdict
             out.append(f"{label}: {r.scenario} [{r.phase}] {r.sender}: {r.why}")
     return out
@@ -86,7 +95,8 @@ def junit(records: Sequence[Record]) -> ET.Element:
                               failures=str(sum(r.verdict in (FAIL, UNEXPECTED_PASS)
                                                and not r.advisory for r in recs)),
                               errors=str(sum(r.verdict in (ERROR, INCONCLUSIVE) for r in recs)),
-                              skipped=str(sum(r.verdict == KNOWN_FAILURE for r in recs)),
+                              skipped=str(sum(r.verdict in (KNOWN_FAILURE, SKIPPED)
+                                              for r in recs)),
                               time=f"{sum(r.duration_s for r in recs):.3f}")
         for r in recs:
             case = ET.SubElement(suite, "testcase", classname=f"{sender}.{r.scenario}",
@@ -99,6 +109,8 @@ def junit(records: Sequence[Record]) -> ET.Element:
                 ET.SubElement(case, "error", message=r.why, type=r.verdict).text = text
             elif r.verdict == KNOWN_FAILURE:
                 ET.SubElement(case, "skipped", message=f"known failure: {r.why}")
+            elif r.verdict == SKIPPED:
+                ET.SubElement(case, "skipped", message=r.why)
             ET.SubElement(case, "system-out").text = "\n".join(
                 f"{e.get('source')} {e.get('kind')}: "
                 + json.dumps({k: v for k, v in e.items()

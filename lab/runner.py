@@ -17,7 +17,7 @@ from lab.attacks.base import DnsAttack, PolicyAttack, SmtpAttack
 from lab.backends.base import Backend
 from lab.backends.services import MxSetup
 from lab.events import RUNNER, EventLog
-from lab.oracle import ERROR, Observation, Verdict, decide, observe
+from lab.oracle import ERROR, SKIPPED, Observation, Verdict, decide, observe
 from lab.pki import LabPKI
 from lab.policy_host.response import PolicyResponse
 from lab.scenario import Phase, Scenario
@@ -79,7 +79,7 @@ Progress = Callable[[Record], None]
 def configure_world(backend: Backend, topology: Topology, world: World,
                     attacks: Sequence[Any]) -> None:
     """Publish the world with the phase's attacks applied, on every service."""
-    zone = build_zone(world, topology)
+    zone = build_zone(world, topology, attacker_hosts(world, attacks))
     for attack in attacks:
         if isinstance(attack, DnsAttack):
             zone = attack.transform(zone, world, topology)
@@ -95,10 +95,28 @@ def configure_world(backend: Backend, topology: Topology, world: World,
                 response = attack.transform(response, domain.name)
         responses[domain.name] = response
     backend.services.set_policies(responses)
+    hosts = [*world.mx_hosts(), *attacker_hosts(world, attacks)]
+    if len(hosts) > len(topology.mx_fronts):
+        raise ValueError(f"{len(hosts)} MX hosts; the backend has {len(topology.mx_fronts)} "
+                         "MX slots")
     slots = [MxSetup(host, tuple(a for a in attacks
                                  if isinstance(a, SmtpAttack) and a.targets(host)))
-             for host in world.mx_hosts()]
+             for host in hosts]
     backend.services.set_mx(slots, [d.name for d in world.domains])
+
+
+def scenario_missing(scenario: Scenario) -> list[str]:
+    return [m for p in scenario.phases for a in p.attacks for m in a.missing()]
+
+
+def attacker_hosts(world: World, attacks: Sequence[Any]) -> list[str]:
+    """MX hosts that the phase's DNS attacks introduce and the attacker runs."""
+    known = set(world.mx_hosts())
+    extra: list[str] = []
+    for attack in attacks:
+        if isinstance(attack, DnsAttack):
+            extra += [h for h in attack.attacker_mx(world) if h not in known and h not in extra]
+    return extra
 
 
 class Runner:
@@ -147,11 +165,17 @@ class Runner:
             baseline_ok = record.verdict == "pass"
             await sender.reset()
         for phase in scenario.phases:
+            if phase.wait_s:
+                # scenario time (a policy's max_age running out), not a synchronisation wait
+                await asyncio.sleep(phase.wait_s)
             await self._phase(backend, topology, sender, scenario, phase, baseline_ok)
 
     async def _phase(self, backend: Backend, topology: Topology, sender: Sender,
                      scenario: Scenario, phase: Phase, baseline_ok: bool | None) -> Record:
         started = time.monotonic()
+        missing = [m for a in phase.attacks for m in a.missing()]
+        if missing or (phase.name == "baseline" and scenario_missing(scenario)):
+            return self._skip(sender, scenario, phase, missing or scenario_missing(scenario))
         message = OutgoingMessage.probe(phase.rcpt, scenario.id, phase.name)
         known = scenario.known_failures.get(sender.name) if phase.is_attack else None
         mark = self.events.mark()
@@ -185,10 +209,23 @@ class Runner:
                               if obs and obs.decided_at else None),
             evidence=[e.as_dict() for e in (obs.events if obs else [])],
         )
+        return self._record(record)
+
+    def _record(self, record: Record) -> Record:
         self.records.append(record)
         if self.progress:
             self.progress(record)
         return record
+
+    def _skip(self, sender: Sender, scenario: Scenario, phase: Phase,
+              missing: list[str]) -> Record:
+        why = "skipped: " + "; ".join(sorted(set(missing)))
+        return self._record(Record(
+            scenario=scenario.id, phase=phase.name, sender=sender.name,
+            backend=self.options.backend, expected=list(phase.expect.outcome), observed=None,
+            verdict=SKIPPED, level=phase.expect.level, attack_fired=None, duration_s=0.0,
+            reason=why, refs=list(scenario.refs), why=why,
+            attacks=[a.name for a in phase.attacks]))
 
 
 async def run_catalogue(scenarios: Sequence[Scenario], options: RunOptions,

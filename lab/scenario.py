@@ -20,6 +20,7 @@ from typing import Any, Literal
 import yaml
 
 from lab.attacks import Attack, load_all
+from lab.checklist import IDS as CHECKLIST_IDS
 from lab.world import (
     DEFAULT_DOMAIN,
     DEFAULT_POLICY_ID,
@@ -66,6 +67,8 @@ class Phase:
     attacks: tuple[Attack, ...]
     expect: Expectation
     rcpt: str
+    wait_s: float = 0.0
+    """Scenario time before this phase starts (e.g. to let a short max_age run out)."""
 
     @property
     def is_attack(self) -> bool:
@@ -198,7 +201,8 @@ def _kind(value: Any) -> str:
 
 # ---------------------------------------------------------------- world
 
-_WORLD_FIELDS = ("domain", "mx", "policy", "sts_txt", "policy_text")
+_DOMAIN_FIELDS = ("domain", "mx", "policy", "sts_txt", "policy_text")
+_WORLD_FIELDS = (*_DOMAIN_FIELDS, "other_domains")
 _POLICY_FIELDS = ("mode", "mx", "max_age", "id")
 
 
@@ -221,14 +225,12 @@ def _check_name(path: str, where: str, name: str, *, wildcard: bool = False) -> 
     return name
 
 
-def _world(path: str, where: str, raw: Any) -> World:
-    f = _Fields(path, where, raw if raw is not None else {}, _WORLD_FIELDS)
+def _domain(f: _Fields) -> Domain:
+    path = f.path
     domain = normalize(_check_name(path, f.sub("domain"), f.text("domain", DEFAULT_DOMAIN)))
-    mx = f.str_list("mx") or (f"mx1.{domain}",)
+    mx = f.str_list("mx") if f.has("mx") else (f"mx1.{domain}",)
     for i, host in enumerate(mx):
         _check_name(path, f"{f.sub('mx')}[{i}]", host)
-    if len({normalize(h) for h in mx}) > MAX_MX:
-        raise f.error("mx", f"at most {MAX_MX} MX hosts")
     policy: Policy | None = None
     if f.data.get("policy") is not None:
         p = _Fields(path, f.sub("policy"), f.data["policy"], _POLICY_FIELDS)
@@ -244,8 +246,27 @@ def _world(path: str, where: str, raw: Any) -> World:
                         id=policy_id)
     sts_txt = f.str_list("sts_txt") if f.has("sts_txt") else None
     policy_text = f.text("policy_text") if f.has("policy_text") else None
-    return World((Domain(domain, tuple(normalize(h) for h in mx), policy, sts_txt,
-                         policy_text),))
+    return Domain(domain, tuple(normalize(h) for h in mx), policy, sts_txt, policy_text)
+
+
+def _world(path: str, where: str, raw: Any) -> World:
+    """The recipient domain at the top level, more domains under ``other_domains``."""
+    f = _Fields(path, where, raw if raw is not None else {}, _WORLD_FIELDS)
+    top = {k: v for k, v in f.data.items() if k != "other_domains"}
+    domains = [_domain(_Fields(path, where, top, _DOMAIN_FIELDS))]
+    others = f.data.get("other_domains") or []
+    if not isinstance(others, list):
+        raise f.error("other_domains", "must be a list of domains")
+    for i, other in enumerate(others):
+        domains.append(_domain(_Fields(path, f"{f.sub('other_domains')}[{i}]", other,
+                                       _DOMAIN_FIELDS)))
+    names = [d.name for d in domains]
+    if len(set(names)) != len(names):
+        raise f.error("other_domains", "each domain may appear once")
+    world = World(tuple(domains))
+    if len(world.mx_hosts()) > MAX_MX:
+        raise f.error("mx", f"at most {MAX_MX} MX hosts in a world")
+    return world
 
 
 # ---------------------------------------------------------------- attacks and their options
@@ -336,7 +357,7 @@ def _attack(path: str, where: str, raw: Any) -> Attack:
 
 _TOP_FIELDS = ("summary", "refs", "teach", "covers", "world", "phases", "known_failures",
                "baseline", "timeout", "attacker_does", "compliant_does")
-_PHASE_FIELDS = ("name", "world", "attacks", "expect", "rcpt")
+_PHASE_FIELDS = ("name", "world", "attacks", "expect", "rcpt", "wait_s")
 _EXPECT_FIELDS = ("outcome", "level", "status", "sni")
 
 
@@ -363,6 +384,10 @@ def parse(data: Any, path: str, scenario_id: str) -> Scenario:
     refs = top.str_list("refs", required=True)
     teach = top.text("teach", required=True)
     covers = top.str_list("covers")
+    for i, item in enumerate(covers):
+        if item not in CHECKLIST_IDS:
+            raise ScenarioError(path, f"covers[{i}]", f"unknown checklist id {item!r} "
+                                f"(known: {', '.join(sorted(CHECKLIST_IDS))})")
     raw_world = top.data.get("world") or {}
     world = _world(path, "world", raw_world)
     rcpt_default = f"user@{world.domain.name}"
@@ -394,7 +419,7 @@ def parse(data: Any, path: str, scenario_id: str) -> Scenario:
         if "@" not in rcpt or not is_test_name(rcpt.rsplit("@", 1)[1]):
             raise pf.error("rcpt", f"{rcpt!r} must be an address at a .test domain")
         phases.append(Phase(pf.text("name", f"phase{i + 1}"), phase_world, attacks,
-                            _expect(pf, "expect"), rcpt))
+                            _expect(pf, "expect"), rcpt, pf.number("wait_s", 0.0, 0.0, 120.0)))
     names = [p.name for p in phases]
     if len(set(names)) != len(names) or "baseline" in names:
         raise top.error("phases", "phase names must be unique and not 'baseline'")

@@ -7,6 +7,7 @@ A world is data. ``build_zone`` turns it into the fake DNS zone; the backends tu
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -118,10 +119,13 @@ class Topology:
     extra: dict[str, str] = field(default_factory=dict)
 
 
-def build_zone(world: World, topology: Topology) -> Zone:
-    """The zone a world publishes, with every MX pointed at its proxy front."""
+def build_zone(world: World, topology: Topology, extra_hosts: Sequence[str] = ()) -> Zone:
+    """The zone a world publishes, with every MX pointed at its proxy front.
+
+    ``extra_hosts`` (attacker-run MX hosts) get the slots after the world's own.
+    """
     zone = Zone()
-    slots = {host: i for i, host in enumerate(world.mx_hosts())}
+    slots = {host: i for i, host in enumerate([*world.mx_hosts(), *extra_hosts])}
     if len(slots) > len(topology.mx_fronts):
         raise ValueError(f"world has {len(slots)} MX hosts; the backend has "
                          f"{len(topology.mx_fronts)} slots")

@@ -5,21 +5,29 @@ from __future__ import annotations
 import pytest
 
 from lab.attacks import Attack, load_all
-from lab.scenario import Scenario, load_catalogue
+from lab.scenario import Phase, Scenario, load_catalogue
 
 CATALOGUE = load_catalogue()
 
 
-def _enforce_attack(s: Scenario) -> bool:
-    return any(a.enforce_breaking and p.world.domain.policy is not None
-               and p.world.domain.policy.mode == "enforce" and p.expect.outcome ==
-               ("not-delivered",) for p in s.phases for a in p.attacks)
+def _enforced(p: Phase) -> bool:
+    return p.world.domain.policy is not None and p.world.domain.policy.mode == "enforce"
+
+
+def _enforce_refusal(s: Scenario) -> bool:
+    """An enforce-mode phase where a breaking attack must make the sender refuse."""
+    return any(_enforced(p) and p.expect.outcome == ("not-delivered",)
+               and any(a.enforce_breaking for a in p.attacks) for p in s.phases)
 
 
 @pytest.mark.parametrize("scenario", CATALOGUE, ids=lambda s: s.id)
-def test_negative_control_fails_exactly_the_enforce_attacks(scenario: Scenario) -> None:
-    # DESIGN rule 7: the opportunistic sender must fail every enforce-mode attack, and only those
-    assert ("opportunistic" in scenario.known_failures) == _enforce_attack(scenario)
+def test_negative_control_fails_the_enforce_attacks(scenario: Scenario) -> None:
+    # DESIGN rule 7: the opportunistic sender must fail every enforce-mode attack; it is a
+    # known failure nowhere else (the run itself proves the rest: known failures are strict)
+    if _enforce_refusal(scenario):
+        assert "opportunistic" in scenario.known_failures
+    if "opportunistic" in scenario.known_failures:
+        assert any(_enforced(p) for p in scenario.phases)
 
 
 @pytest.mark.parametrize("scenario", CATALOGUE, ids=lambda s: s.id)

@@ -14,6 +14,7 @@ inconclusive.
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
@@ -30,6 +31,18 @@ class Attack(Registered):
     place: ClassVar[str] = ""
     enforce_breaking: ClassVar[bool] = True
     """True when a compliant sender must refuse under an enforce policy."""
+    requires: ClassVar[tuple[tuple[str, str], ...]] = ()
+    """Optional modules this attack needs, as (module, install hint); without them the
+    phase is ``skipped`` with that reason, never passed."""
+
+    @classmethod
+    def missing(cls) -> list[str]:
+        """Install hints for the optional modules that cannot be imported here."""
+        out = []
+        for module, hint in cls.requires:
+            if importlib.util.find_spec(module) is None:
+                out.append(f"{module} is not installed ({hint})")
+        return out
 
 
 class FlowView(Protocol):
@@ -83,6 +96,11 @@ class DnsAttack(Attack):
     def watched(self, world: World) -> set[tuple[str, str]]:
         """(name, type) pairs whose answered query proves the spoofed data was served."""
         raise NotImplementedError
+
+    def attacker_mx(self, world: World) -> list[str]:
+        """MX hosts the attacker runs itself (each gets an MX slot with a valid certificate
+        for its own name; a message received there was handed to the attacker)."""
+        return []
 
 
 @dataclass
