@@ -129,11 +129,16 @@ class Connection:
         return self.relay.client_data(data) if side == "client" else self.relay.server_data(data)
 
     async def _execute(self, actions: list[Action]) -> None:
-        for action in actions:
+        for i, action in enumerate(actions):
             if isinstance(action, EmitAction):
                 self.emit(PROXY, action.kind, action.data)
             elif self.done:
                 continue
+            elif isinstance(action, SendToClient) and _tls_to_client_next(actions, i):
+                # The sender may answer the 220 with its ClientHello at once: yielding to
+                # the loop here would let those bytes land in the plaintext reader, where
+                # start_tls never sees them. Write and switch without yielding.
+                self.streams["client"][1].write(action.data)
             elif isinstance(action, SendToClient | SendToServer):
                 side: Side = "client" if isinstance(action, SendToClient) else "server"
                 await self._write(side, action.data)
@@ -251,6 +256,15 @@ class Connection:
         if self.tunnel:
             data["tunnel_bytes"] = dict(self.tunnel_bytes)
         self._emit("close", **data)
+
+
+def _tls_to_client_next(actions: list[Action], i: int) -> bool:
+    """True when only writes to the sender stand between here and the switch to TLS."""
+    for action in actions[i + 1:]:
+        if isinstance(action, EmitAction | SendToClient):
+            continue
+        return isinstance(action, StartTlsToClient)
+    return False
 
 
 def _session(writer: asyncio.StreamWriter) -> dict[str, Any]:

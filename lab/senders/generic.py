@@ -1,0 +1,236 @@
+"""Generic senders for MTAs the lab has no adapter for; both are judged from the lab's side.
+
+``smtp``: the lab submits each probe message by plain SMTP to an MTA the user runs and
+configured to use the lab (``mtasts-lab serve`` prints the DNS address and the CA file). The
+MTA then relays it to the recipient domain's MX as it sees fit. Options (constructor keyword
+or environment variable):
+
+    host  MTASTS_LAB_SMTP_HOST   default 127.0.0.1
+    port  MTASTS_LAB_SMTP_PORT   default 25 (587 for a submission port)
+    helo  MTASTS_LAB_SMTP_HELO   default lab-submitter.test
+
+On the ``netns`` backend the submission connects from inside the sender's namespace (the MTA
+under test runs there), elsewhere from the lab's own process.
+
+``command``: runs any program where the sender lives (through ``SenderEnv.exec_prefix``), once
+per probe, in the background. Options:
+
+    cmd      MTASTS_LAB_COMMAND          required, e.g.
+             "swaks --to {rcpt} --from {from} --data {message_file} --tls"
+    timeout  MTASTS_LAB_COMMAND_TIMEOUT  seconds, default 120
+
+The command line is split like a shell would (``shlex``; no shell runs) and each word has
+``{rcpt}``, ``{from}``, ``{message_file}`` (the RFC 5322 message, CRLF line ends) and
+``{message_id}`` filled in. Its output lines become ``("sender", "log")`` events and its exit
+``("sender", "exit", {returncode})``: evidence only, as the lab cannot know what a foreign
+program's exit code means.
+
+Neither has ``own_status``: the oracle decides from the proxy, the sink and a grace window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shlex
+import socket
+import time
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+
+from lab.events import SENDER
+from lab.senders.base import OutgoingMessage, Sender, SenderEnv
+
+SUBMIT_TIMEOUT_S = 30.0
+
+
+class SubmissionFailed(Exception):
+    """The MTA under test did not take the message; the message has its reply."""
+
+
+def _opt(value: object | None, env: str, default: str | None = None) -> str | None:
+    if value is not None:
+        return str(value)
+    return os.environ.get(env, default)
+
+
+class _Background:
+    def __init__(self) -> None:
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def cancel(self) -> None:
+        tasks = list(self.tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)
+
+
+class SmtpSubmitSender(Sender):
+    name = "smtp"
+    summary = ("any MTA: the lab submits each probe by SMTP to host:port "
+               "(MTASTS_LAB_SMTP_HOST/PORT); judged from the lab's side")
+    own_status = False
+    backends = ("loopback", "netns", "compose")
+
+    def __init__(self, host: str | None = None, port: int | str | None = None,
+                 helo: str | None = None) -> None:
+        self.host = _opt(host, "MTASTS_LAB_SMTP_HOST", "127.0.0.1") or "127.0.0.1"
+        self.port = int(_opt(port, "MTASTS_LAB_SMTP_PORT", "25") or 25)
+        self.helo = _opt(helo, "MTASTS_LAB_SMTP_HELO", "lab-submitter.test") or "localhost"
+        self.env: SenderEnv | None = None
+
+    async def start(self, env: SenderEnv) -> None:
+        self.env = env
+
+    async def reset(self) -> None:
+        """The MTA's own state is the user's to reset; nothing the lab can flush."""
+
+    async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        assert self.env is not None
+        netns = self.env.topology.extra.get("sender_netns")
+        if not netns:
+            return await asyncio.open_connection(self.host, self.port)
+        from lab.backends.netns_net import client_socket
+
+        sock: socket.socket = client_socket(netns)
+        try:
+            await asyncio.get_running_loop().sock_connect(sock, (self.host, self.port))
+        except BaseException:
+            sock.close()
+            raise
+        return await asyncio.open_connection(sock=sock)
+
+    async def inject(self, message: OutgoingMessage) -> None:
+        assert self.env is not None
+        emit = self.env.emit
+        reader, writer = await asyncio.wait_for(self._open(), SUBMIT_TIMEOUT_S)
+
+        async def reply(expect: int) -> str:
+            lines = []
+            while True:
+                raw = await asyncio.wait_for(reader.readline(), SUBMIT_TIMEOUT_S)
+                if not raw:
+                    raise SubmissionFailed(f"{self.host}:{self.port} closed the connection")
+                line = raw.decode(errors="replace").rstrip("\r\n")
+                lines.append(line)
+                if len(line) < 4 or line[3] != "-":
+                    break
+            text = " / ".join(lines)
+            emit(SENDER, "log", {"line": f"submit <- {text}", "message_id": message.message_id,
+                                 "sender": self.name})
+            if not lines[-1][:3].isdigit() or int(lines[-1][:3]) // 100 != expect // 100:
+                raise SubmissionFailed(f"{self.host}:{self.port} answered: {text}")
+            return text
+
+        async def command(line: str, expect: int) -> str:
+            emit(SENDER, "log", {"line": f"submit -> {line}", "message_id": message.message_id,
+                                 "sender": self.name})
+            writer.write(line.encode() + b"\r\n")
+            await writer.drain()
+            return await reply(expect)
+
+        try:
+            await reply(220)
+            await command(f"EHLO {self.helo}", 250)
+            await command(f"MAIL FROM:<{message.mail_from}>", 250)
+            await command(f"RCPT TO:<{message.rcpt_to}>", 250)
+            await command("DATA", 354)
+            body = message.as_bytes()
+            body = b"\r\n".join(b"." + ln if ln.startswith(b".") else ln
+                                for ln in body.split(b"\r\n"))
+            writer.write(body.rstrip(b"\r\n") + b"\r\n.\r\n")
+            await writer.drain()
+            accepted = await reply(250)
+            emit(SENDER, "submitted", {"message_id": message.message_id, "reply": accepted,
+                                       "to": f"{self.host}:{self.port}", "sender": self.name})
+            with contextlib.suppress(Exception):
+                await command("QUIT", 221)
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def close(self) -> None:
+        self.env = None
+
+
+class CommandSender(Sender):
+    name = "command"
+    summary = ("any program that sends: MTASTS_LAB_COMMAND with {rcpt} {from} {message_file} "
+               "{message_id}, run where the sender lives; judged from the lab's side")
+    own_status = False
+    backends = ("loopback", "netns", "compose")
+
+    def __init__(self, cmd: str | None = None, timeout: float | str | None = None) -> None:
+        self.cmd = _opt(cmd, "MTASTS_LAB_COMMAND")
+        self.timeout = float(_opt(timeout, "MTASTS_LAB_COMMAND_TIMEOUT", "120") or 120)
+        self.env: SenderEnv | None = None
+        self._bg = _Background()
+        self._procs: set[asyncio.subprocess.Process] = set()
+
+    def argv(self, message: OutgoingMessage, message_file: Path) -> list[str]:
+        if not self.cmd:
+            raise ValueError("the command sender needs a command: MTASTS_LAB_COMMAND or cmd=")
+        values = {"rcpt": message.rcpt_to, "from": message.mail_from,
+                  "message_file": str(message_file), "message_id": message.message_id}
+        return [word.format_map(values) for word in shlex.split(self.cmd)]
+
+    async def start(self, env: SenderEnv) -> None:
+        if not self.cmd:
+            raise ValueError("the command sender needs a command: MTASTS_LAB_COMMAND or cmd=")
+        self.env = env
+        (env.workdir / "messages").mkdir(parents=True, exist_ok=True)
+
+    async def reset(self) -> None:
+        """A foreign program keeps its own state; nothing the lab can flush."""
+
+    async def inject(self, message: OutgoingMessage) -> None:
+        assert self.env is not None
+        token = message.message_id.strip("<>").replace("/", "_")
+        message_file = self.env.workdir / "messages" / f"{token}.eml"
+        message_file.write_bytes(message.as_bytes())
+        argv = [*self.env.exec_prefix, *self.argv(message, message_file)]
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT)
+        self._procs.add(proc)
+        self.env.emit(SENDER, "started", {"message_id": message.message_id, "argv": argv,
+                                          "pid": proc.pid, "sender": self.name})
+        self._bg.spawn(self._follow(proc, message))
+
+    async def _follow(self, proc: asyncio.subprocess.Process, message: OutgoingMessage) -> None:
+        assert self.env is not None and proc.stdout is not None
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(self.timeout):
+                while raw := await proc.stdout.readline():
+                    self.env.emit(SENDER, "log", {
+                        "line": raw.decode(errors="replace").rstrip("\n"),
+                        "message_id": message.message_id, "sender": self.name})
+                await proc.wait()
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+        finally:
+            self._procs.discard(proc)
+        self.env.emit(SENDER, "exit", {"message_id": message.message_id,
+                                       "returncode": proc.returncode, "sender": self.name,
+                                       "duration_s": round(time.monotonic() - started, 4)})
+
+    async def close(self) -> None:
+        for proc in list(self._procs):
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+        for proc in list(self._procs):
+            await proc.wait()
+        await self._bg.cancel()
+        self.env = None
