@@ -15,7 +15,15 @@ from pathlib import Path
 from lab import __version__, backends, report, senders
 from lab.attacks import Attack, load_all
 from lab.backends.base import Backend
-from lab.runner import Progress, Record, RunOptions, exit_code, run_catalogue
+from lab.narrate import narrate
+from lab.runner import (
+    Progress,
+    Record,
+    RunOptions,
+    exit_code,
+    run_catalogue,
+    sender_kwargs,
+)
 from lab.scenario import (
     Scenario,
     ScenarioError,
@@ -26,6 +34,7 @@ from lab.scenario import (
     select,
 )
 from lab.senders.base import Sender
+from lab.serve import serve_world
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -44,7 +53,7 @@ def _scenarios(args: argparse.Namespace) -> list[Scenario]:
     root = Path(args.scenarios_dir) if args.scenarios_dir else catalogue_root()
     if not root.is_dir():
         raise UsageError(f"{root}: scenario folder not found")
-    if args.scenario:
+    if getattr(args, "scenario", None):
         return select(args.scenario, root)
     return load_catalogue(root)
 
@@ -59,12 +68,14 @@ def _writable(path: str | None, flag: str) -> Path | None:
     return out
 
 
-def _progress(total: int, quiet: bool) -> Progress:
+def _progress(total: int, quiet: bool, narrative: bool = False) -> Progress:
     done = 0
 
     def show(record: Record) -> None:
         nonlocal done
         done += 1
+        if narrative:
+            print(narrate(record), flush=True)
         if quiet:
             return
         label = "advisory" if record.advisory else record.verdict
@@ -96,11 +107,14 @@ def cmd_run(args: argparse.Namespace) -> int:
                              f"(it runs on: {', '.join(cls.backends)})")
     json_out = _writable(args.json, "--json")
     junit_out = _writable(args.junit, "--junit")
+    html_out = _writable(args.html, "--html")
+    sender_options = _sender_options(args.sender_opt, sender_names)
     phases = sum(len(s.phases) + (1 if s.baseline else 0) for s in scenarios)
     options = RunOptions(backend=args.backend, senders=sender_names, grace_s=args.grace,
-                         keep_run_dir=args.keep)
+                         keep_run_dir=args.keep, sender_options=sender_options)
     records = asyncio.run(run_catalogue(scenarios, options,
-                                        _progress(phases * len(sender_names), args.quiet),
+                                        _progress(phases * len(sender_names), args.quiet,
+                                                  args.show),
                                         jobs=args.jobs))
     code = exit_code(records)
     print(report.table(records))
@@ -113,7 +127,24 @@ def cmd_run(args: argparse.Namespace) -> int:
                                                    senders=sender_names, exit_code=code))
     if junit_out:
         report.write_junit(junit_out, records)
+    if html_out:
+        report.write_html(html_out, records)
     return code
+
+
+def _sender_options(pairs: Sequence[str], sender_names: Sequence[str]) -> dict[str, str]:
+    options: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--sender-opt {pair}: expected KEY=VALUE")
+        takers = [n for n in sender_names
+                  if sender_kwargs(Sender.registry.get(n), {key: value})]
+        if not takers:
+            raise UsageError(f"--sender-opt {key}: none of the senders "
+                             f"({', '.join(sender_names)}) takes this option")
+        options[key] = value
+    return options
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -178,6 +209,54 @@ def explain(s: Scenario) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
+def cmd_down(args: argparse.Namespace) -> int:
+    removed: list[str] = []
+    for name, backend_cls in Backend.registry.items():
+        for item in backend_cls.cleanup_leftovers():
+            removed.append(item)
+            print(f"{name}: removed {item}")
+    if not removed:
+        print("nothing left behind")
+    return EXIT_OK
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    print(f"mtasts-lab {__version__} on Python {sys.version.split()[0]}")
+    usable = 0
+    print("backends:")
+    for name, backend_cls in Backend.registry.items():
+        missing = backend_cls.check()
+        usable += not missing
+        print(f"  {name:<14} " + ("ready" if not missing else "missing:"))
+        for item in missing:
+            print(f"  {'':<14}   - {item}")
+    print("senders:")
+    for name, sender_cls in Sender.registry.items():
+        missing = sender_cls.check()
+        print(f"  {name:<14} " + (f"ready (backends: {', '.join(sender_cls.backends)})"
+                                  if not missing else "missing:"))
+        for item in missing:
+            print(f"  {'':<14}   - {item}")
+    return EXIT_OK if usable else EXIT_FAILED
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    root = Path(args.scenarios_dir) if args.scenarios_dir else None
+    (scenario, *_) = select([args.scenario_id or "baseline/enforce-valid-tls"], root)
+    phases = {p.name: p for p in scenario.phases}
+    if args.phase and args.phase not in phases:
+        raise UsageError(f"--phase {args.phase}: {scenario.id} has phases "
+                         f"{', '.join(phases)}")
+    phase = phases[args.phase] if args.phase else scenario.phases[0]
+    if args.backend not in Backend.registry:
+        raise UsageError(f"--backend {args.backend}: unknown backend")
+    missing = Backend.registry.get(args.backend).check()
+    if missing:
+        raise UsageError(f"--backend {args.backend} cannot run here: {'; '.join(missing)}")
+    asyncio.run(serve_world(args.backend, scenario, phase, args.seconds))
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mtasts-lab",
@@ -205,8 +284,35 @@ def build_parser() -> argparse.ArgumentParser:
                           "cannot be read (default 1.0)")
     run.add_argument("--keep", action="store_true",
                      help="keep the run directory (CA, certificates, sender files)")
+    run.add_argument("--html", metavar="FILE",
+                     help="write a self-contained HTML report with every phase's evidence")
+    run.add_argument("--show", action="store_true",
+                     help="tell each phase step by step as it finishes: DNS, policy fetch, "
+                          "the SMTP transcript of both legs, the attack, the verdict")
+    run.add_argument("--sender-opt", action="append", default=[], metavar="KEY=VALUE",
+                     help="option for the senders that take it, e.g. host=127.0.0.1 for "
+                          "--sender smtp, cmd='...' for --sender command (repeatable)")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     run.set_defaults(func=cmd_run)
+
+    serve = sub.add_parser("serve", help="keep a world up for a sender you drive by hand; "
+                                         "prints the DNS address, CA file and domains")
+    serve.add_argument("scenario_id", nargs="?", metavar="SCENARIO",
+                       help="the world (and first phase's attacks) to serve (default: "
+                            "baseline/enforce-valid-tls)")
+    serve.add_argument("--backend", default="loopback", metavar="NAME")
+    serve.add_argument("--phase", metavar="NAME", help="serve this phase (default: the first)")
+    serve.add_argument("--for", dest="seconds", type=float, metavar="SECONDS",
+                       help="stop after this long (default: until Ctrl-C)")
+    serve.set_defaults(func=cmd_serve)
+
+    down = sub.add_parser("down", help="remove every namespace, process and container a "
+                                       "crashed run left behind (the lab's own only)")
+    down.set_defaults(func=cmd_down)
+
+    doctor = sub.add_parser("doctor", help="what this machine can run, and what is missing "
+                                           "for each backend and sender")
+    doctor.set_defaults(func=cmd_doctor)
 
     lst = sub.add_parser("list", help="list scenarios, attacks, senders or backends")
     lst.add_argument("what", choices=["scenarios", "attacks", "senders", "backends"])
@@ -217,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("scenario_id", metavar="SCENARIO")
     exp.set_defaults(func=cmd_explain)
 
-    for p in (run, lst, exp):
+    for p in (run, lst, exp, serve):
         p.add_argument("--scenarios-dir", metavar="DIR",
                        help="use another scenario folder (default: the built-in catalogue)")
     return parser

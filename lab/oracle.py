@@ -88,8 +88,26 @@ async def observe(log: EventLog, mark: int, phase: Phase, message_id: str, *,
         if closes:
             await log.wait_for(lambda ev: _receipts(ev, message_id), mark,
                                min(deadline, closes[-1].t + grace_s))
-    events = log.since(mark)
+    # the phase's own SMTP sessions end with their transcripts: wait for them (bounded)
+    await log.wait_for(lambda ev: _open_sessions(ev) == set(), mark,
+                       min(deadline, time.monotonic() + SESSION_CLOSE_S))
+    events = _own_sessions(log.since(mark))
     return _judge_outcome(events, phase, message_id, status, own_status)
+
+
+SESSION_CLOSE_S = 2.0
+
+
+def _open_sessions(events: Iterable[Event]) -> set[str]:
+    opened = {str(e.get("conn")) for e in events if e.source == PROXY and e.kind == "connect"}
+    closed = {str(e.get("conn")) for e in events if e.source == PROXY and e.kind == "close"}
+    return opened - closed
+
+
+def _own_sessions(events: list[Event]) -> list[Event]:
+    """Drop proxy events of sessions a previous phase opened (late close events)."""
+    ours = {str(e.get("conn")) for e in events if e.source == PROXY and e.kind == "connect"}
+    return [e for e in events if e.source != PROXY or str(e.get("conn")) in ours]
 
 
 def _judge_outcome(events: list[Event], phase: Phase, message_id: str,
@@ -183,9 +201,13 @@ def decide(phase: Phase, obs: Observation, *, known_failure: str | None,
         return Verdict(INCONCLUSIVE, "no evidence that the sender engaged "
                                      "(no MX lookup, no policy fetch, no connection)")
     silent = [name for name, evidence in obs.fired.items() if not evidence]
+    unreachable = _unreachable(phase, obs, silent)
+    silent = [name for name in silent if name not in unreachable]
     if silent:
         return Verdict(INCONCLUSIVE, f"attack {', '.join(silent)} never fired: "
                                      "the sender was not tested")
+    note = (f" (judged on the other attacks: {', '.join(unreachable)} cannot reach a sender "
+            "that never looked for an MTA-STS policy)" if unreachable else "")
     if phase.is_attack and baseline_ok is False:
         return Verdict(INCONCLUSIVE, "the baseline (same world, no attack) did not meet its "
                                      "expectation: a sender that cannot deliver proves "
@@ -198,10 +220,40 @@ def decide(phase: Phase, obs: Observation, *, known_failure: str | None,
         if met:
             return Verdict(UNEXPECTED_PASS, "listed as a known failure "
                                             f"({known_failure}) but met the expectation")
-        return Verdict(KNOWN_FAILURE, f"{known_failure}; {'; '.join(misses)}")
+        return Verdict(KNOWN_FAILURE, f"{known_failure}; {'; '.join(misses)}{note}")
     if met:
-        return Verdict(PASS, f"observed {obs.outcome}")
-    return Verdict(FAIL, "; ".join(misses), advisory=phase.expect.level == "should")
+        return Verdict(PASS, f"observed {obs.outcome}{note}")
+    return Verdict(FAIL, "; ".join(misses) + note, advisory=phase.expect.level == "should")
+
+
+def _mtasts_only(attack: Attack, phase: Phase) -> bool:
+    """An attack that acts only on MTA-STS discovery (``_mta-sts.`` / ``mta-sts.`` names)
+    or on the policy fetch."""
+    if isinstance(attack, PolicyAttack):
+        return True
+    if isinstance(attack, DnsAttack):
+        names = {normalize(n) for n, _ in attack.watched(phase.world)}
+        return bool(names) and all(n.startswith(("_mta-sts.", "mta-sts.")) for n in names)
+    return False
+
+
+def _unreachable(phase: Phase, obs: Observation, silent: list[str]) -> list[str]:
+    """Silent attacks that could not reach this sender at all.
+
+    They act only on MTA-STS discovery or the fetch, the sender never looked for a policy in
+    this phase (no ``_mta-sts.`` query, no contact with the policy host: a sender without
+    MTA-STS, like the negative control), and another attack of the phase did fire. The phase
+    is then judged on the attacks that fired; if none did, it stays inconclusive.
+    """
+    if not silent or len(silent) == len(obs.fired):
+        return []
+    looked = any(e.source == POLICY or (
+        e.source == DNS and e.kind == "query"
+        and normalize(str(e.get("name", ""))).startswith("_mta-sts.")) for e in obs.events)
+    by_name = {a.name: a for a in phase.attacks}
+    if looked or not all(_mtasts_only(by_name[name], phase) for name in silent):
+        return []
+    return silent
 
 
 def _misses(phase: Phase, obs: Observation) -> list[str]:

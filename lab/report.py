@@ -10,10 +10,12 @@ import tempfile
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Sequence
+from html import escape
 from pathlib import Path
 from typing import Any
 
 from lab import __version__
+from lab.narrate import narrate
 from lab.oracle import (
     ERROR,
     FAIL,
@@ -142,3 +144,40 @@ def write_junit(path: Path, records: Sequence[Record]) -> None:
     buf = io.BytesIO()
     tree.write(buf, encoding="utf-8", xml_declaration=True)
     write_atomically(path, buf.getvalue())
+
+
+def html(records: Sequence[Record], *, title: str = "mtasts-lab results") -> str:
+    """One self-contained page: the verdict table, then each phase with its evidence."""
+    senders = list(dict.fromkeys(r.sender for r in records))
+    scenarios = list(dict.fromkeys(r.scenario for r in records))
+    cells: dict[tuple[str, str], list[Record]] = {}
+    for r in records:
+        cells.setdefault((r.scenario, r.sender), []).append(r)
+    out = [f"<!doctype html><meta charset='utf-8'><title>{escape(title)}</title>",
+           "<style>body{font-family:sans-serif;margin:2em}td,th{padding:.2em .6em;"
+           "border-bottom:1px solid #ddd;text-align:left}.pass{color:#070}"
+           ".known-failure,.skipped{color:#777}.fail,.unexpected-pass,.inconclusive,"
+           ".error{color:#b00;font-weight:bold}pre{background:#f6f6f6;padding:1em;"
+           "overflow-x:auto}</style>",
+           f"<h1>{escape(title)}</h1><p>{escape(summary(records))}</p><table><tr>"
+           "<th>scenario</th>" + "".join(f"<th>{escape(s)}</th>" for s in senders) + "</tr>"]
+    for s in scenarios:
+        row = [f"<td>{escape(s)}</td>"]
+        for x in senders:
+            verdict = _cell_verdict(cells[(s, x)]) if (s, x) in cells else "-"
+            anchor = f"{x}-{s}".replace("/", "-")
+            row.append(f"<td class='{escape(verdict)}'><a href='#{escape(anchor)}'>"
+                       f"{escape(verdict)}</a></td>")
+        out.append("<tr>" + "".join(row) + "</tr>")
+    out.append("</table>")
+    for (s, x), recs in cells.items():
+        anchor = f"{x}-{s}".replace("/", "-")
+        out.append(f"<h2 id='{escape(anchor)}'>{escape(x)}: {escape(s)}</h2>")
+        for r in recs:
+            out.append(f"<p class='{escape(r.verdict)}'>{escape(r.phase)}: {escape(r.verdict)}"
+                       f" &mdash; {escape(r.why)}</p><pre>{escape(narrate(r))}</pre>")
+    return "\n".join(out) + "\n"
+
+
+def write_html(path: Path, records: Sequence[Record]) -> None:
+    write_atomically(path, html(records).encode())

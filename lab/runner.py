@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import inspect
 import shutil
 import tempfile
 import time
@@ -71,6 +72,8 @@ class RunOptions:
     grace_s: float = 1.0
     run_dir: Path | None = None
     keep_run_dir: bool = False
+    sender_options: dict[str, str] = field(default_factory=dict)
+    """KEY=VALUE options handed to each sender whose constructor takes KEY."""
 
 
 Progress = Callable[[Record], None]
@@ -103,6 +106,12 @@ def configure_world(backend: Backend, topology: Topology, world: World,
                                  if isinstance(a, SmtpAttack) and a.targets(host)))
              for host in hosts]
     backend.services.set_mx(slots, [d.name for d in world.domains])
+
+
+def sender_kwargs(cls: type[Sender], options: dict[str, str]) -> dict[str, str]:
+    """The options this sender's constructor accepts."""
+    accepted = inspect.signature(cls.__init__).parameters
+    return {k: v for k, v in options.items() if k in accepted and k != "self"}
 
 
 def scenario_missing(scenario: Scenario) -> list[str]:
@@ -140,7 +149,7 @@ class Runner:
             topology = await backend.up(run_dir, pki, self.events)
             self.bringup_s = time.monotonic() - t0
             for cls in sender_classes:
-                sender = cls()
+                sender = cls(**sender_kwargs(cls, self.options.sender_options))
                 workdir = run_dir / "senders" / cls.name
                 workdir.mkdir(parents=True, exist_ok=True)
                 await sender.start(backend.sender_env(workdir))

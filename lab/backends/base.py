@@ -34,6 +34,11 @@ class Backend(Registered):
         """What is missing on this machine for this backend (empty: it can run)."""
         return []
 
+    @classmethod
+    def cleanup_leftovers(cls) -> list[str]:
+        """Remove what crashed runs of this backend left behind (the lab's own only)."""
+        return []
+
     async def up(self, run_dir: Path, pki: LabPKI, events: EventLog) -> Topology:
         """Start the lab's hosts and services; return where they live."""
         raise NotImplementedError

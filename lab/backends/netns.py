@@ -84,6 +84,10 @@ class NetnsBackend(Backend):
         self.bringup_s: float | None = None
 
     @classmethod
+    def cleanup_leftovers(cls) -> list[str]:
+        return cleanup_leftovers()
+
+    @classmethod
     def check(cls) -> list[str]:
         missing = []
         if os.geteuid() != 0:

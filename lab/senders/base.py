@@ -74,6 +74,11 @@ class Sender(Registered):
     control: ClassVar[str] = ""
     """``positive`` (must pass everything), ``negative`` (must fail enforce attacks), or ''."""
 
+    @classmethod
+    def check(cls) -> list[str]:
+        """What is missing on this machine for this sender (empty: it can run)."""
+        return []
+
     async def start(self, env: SenderEnv) -> None:
         raise NotImplementedError
 

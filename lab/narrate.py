@@ -1,0 +1,80 @@
+"""The evidence of one phase told step by step, in the order it happened (for teachers)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from lab.runner import Record
+
+_ARROW = {("client", "in"): "sender -> proxy", ("client", "out"): "proxy  -> sender",
+          ("server", "in"): "MX     -> proxy", ("server", "out"): "proxy  -> MX    "}
+
+
+def _text(value: Any) -> str:
+    return str(value).rstrip("\r\n").replace("\r\n", "\n")
+
+
+def step(event: Mapping[str, Any]) -> Iterator[str]:
+    """Readable lines for one evidence event (empty for events that say nothing new)."""
+    source, kind = event.get("source"), event.get("kind")
+    if source == "dns" and kind == "query":
+        answers = "; ".join(event.get("answers") or ()) or event.get("rcode", "")
+        failure = f" [attack: {event['failure']}]" if event.get("failure") else ""
+        yield f"DNS     {event.get('qtype')} {event.get('name')} -> {answers}{failure}"
+    elif source == "policy" and kind == "fetch":
+        applied = f" [attack: {', '.join(event['applied'])}]" if event.get("applied") else ""
+        yield (f"HTTPS   GET https://{event.get('host')}{event.get('path')} -> "
+               f"{event.get('status')} {event.get('content_type') or ''}{applied}")
+    elif source == "policy" and kind == "tls-failed":
+        yield (f"HTTPS   TLS to {event.get('sni')} failed ({event.get('cert')} certificate): "
+               f"{event.get('error')}")
+    elif source == "proxy" and kind == "attack-fired":
+        yield f"ATTACK  {event.get('attack')} on {event.get('mx')}: {event.get('detail')}"
+    elif source == "proxy" and kind == "tls" and event.get("leg") == "client":
+        state = "completed" if event.get("ok") else f"failed: {event.get('error')}"
+        yield (f"TLS     sender <-> proxy ({event.get('mode')}, {event.get('cert')} certificate "
+               f"for {event.get('cert_name')}, SNI {event.get('sni')}) {state}")
+    elif source == "proxy" and kind == "close":
+        yield f"SMTP    session with {event.get('mx')} ended ({event.get('reason')}):"
+        for line in event.get("transcript") or ():
+            yield from _transcript_line(line)
+    elif source == "sink" and kind == "message":
+        over = event.get("tls_version") or "plaintext"
+        yield (f"MX      genuine MX {event.get('mx')} received {event.get('message_id')} over "
+               f"{over}")
+    elif source == "sender" and kind in ("status", "log"):
+        text = (f"{event.get('status')}: {event.get('reason')}" if kind == "status"
+                else str(event.get("line")))
+        yield f"SENDER  {text}"
+
+
+def _timeline(evidence: list[dict[str, Any]]) -> list[tuple[float, list[str]]]:
+    """Events in time order; a session's transcript lines each at their own time."""
+    items: list[tuple[float, list[str]]] = []
+    for event in evidence:
+        if event.get("source") == "proxy" and event.get("kind") == "close":
+            items.append((float(event.get("t", 0.0)), [
+                f"SMTP    session with {event.get('mx')} ended ({event.get('reason')})"]))
+            for line in event.get("transcript") or ():
+                items.append((float(line.get("t", 0.0)), list(_transcript_line(line))))
+        else:
+            items.append((float(event.get("t", 0.0)), list(step(event))))
+    return sorted(items, key=lambda item: item[0])
+
+
+def _transcript_line(line: Mapping[str, Any]) -> Iterator[str]:
+    arrow = _ARROW.get((line.get("leg"), line.get("dir")), "?")
+    tls = "" if line.get("tls") in (None, "none") else f" [{line.get('tls')}]"
+    note = f"   <- {line['note']}" if line.get("note") else ""
+    for text in _text(line.get("text", "")).split("\n"):
+        yield f"SMTP    {arrow}{tls}  {text}{note}"
+
+
+def narrate(record: Record) -> str:
+    lines = [f"--- {record.sender}: {record.scenario} [{record.phase}] ---"]
+    for _, told in _timeline(record.evidence):
+        lines += ["  " + line for line in told]
+    lines.append(f"  VERDICT {record.verdict}: expected {' or '.join(record.expected)}, "
+                 f"observed {record.observed}. {record.why}")
+    return "\n".join(lines)

@@ -1,0 +1,68 @@
+"""``mtasts-lab serve``: keep one world up for a sender a person drives by hand."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import signal
+import tempfile
+from pathlib import Path
+
+from lab.backends.base import Backend
+from lab.events import Event, EventLog
+from lab.narrate import step
+from lab.pki import LabPKI
+from lab.runner import configure_world
+from lab.scenario import Phase, Scenario
+
+
+def describe(scenario: Scenario, phase: Phase, backend: Backend, run_dir: Path,
+             ca_file: Path) -> str:
+    t = backend.topology
+    env = backend.sender_env(run_dir)
+    lines = [
+        f"Serving {scenario.id} [{phase.name}] on the {backend.name} backend.",
+        f"  DNS server       {env.dns[0]} port {env.dns[1]} (UDP and TCP)",
+        f"  lab CA to trust  {ca_file}",
+        f"  SMTP port        {t.smtp_port}   policy host HTTPS port {t.https_port}",
+    ]
+    for domain in phase.world.domains:
+        policy = domain.policy
+        lines.append(f"  domain {domain.name}: MX {', '.join(domain.mx) or '(none)'}; "
+                     + (f"policy {policy.mode} at https://{domain.policy_host}"
+                        "/.well-known/mta-sts.txt" if policy else "no policy"))
+    attacks = ", ".join(a.name for a in phase.attacks) or "none"
+    lines += [f"  attacks          {attacks}",
+              f"  send a message to {phase.rcpt}; what happens is printed below. Ctrl-C ends."]
+    return "\n".join(lines)
+
+
+async def serve_world(backend_name: str, scenario: Scenario, phase: Phase,
+                      seconds: float | None) -> None:
+    events = EventLog()
+    run_dir = Path(tempfile.mkdtemp(prefix="mtasts-lab-serve-"))
+    backend = Backend.registry.get(backend_name)()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    def show(event: Event) -> None:
+        for line in step({"source": event.source, "kind": event.kind, **event.data}):
+            print(line, flush=True)
+
+    events.listen(show)
+    try:
+        pki = LabPKI(run_dir / "pki")
+        topology = await backend.up(run_dir, pki, events)
+        configure_world(backend, topology, phase.world, phase.attacks)
+        print(describe(scenario, phase, backend, run_dir, pki.ca_file), flush=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), seconds)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        await backend.down()
+        shutil.rmtree(run_dir, ignore_errors=True)
+        print("stopped; the world is down", flush=True)

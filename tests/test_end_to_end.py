@@ -1,0 +1,33 @@
+"""The main job: the whole catalogue against the lab's own senders on loopback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lab.cli import main
+from lab.scenario import load_catalogue
+
+pytestmark = pytest.mark.integration
+
+
+def test_catalogue_on_loopback_gives_the_controls_verdicts(tmp_path: Path) -> None:
+    out = tmp_path / "out.json"
+    code = main(["run", "-q", "-j", "2", "--json", str(out)])
+    runs = json.loads(out.read_text())["runs"]
+    problems = [f"{r['sender']} {r['scenario']} [{r['phase']}]: {r['verdict']}: {r['why']}"
+                for r in runs if r["verdict"] not in ("pass", "known-failure", "skipped")]
+    assert code == 0, "\n".join(problems)
+    catalogue = {s.id: s for s in load_catalogue()}
+    assert {r["scenario"] for r in runs} == set(catalogue)
+    for r in runs:
+        scenario = catalogue[r["scenario"]]
+        if r["verdict"] == "skipped":
+            continue
+        if r["sender"] == "reference" or r["phase"] == "baseline":
+            assert r["verdict"] == "pass", r
+        elif r["sender"] == "opportunistic":
+            known = "opportunistic" in scenario.known_failures
+            assert r["verdict"] == ("known-failure" if known else "pass"), r
