@@ -64,7 +64,7 @@ def _timeline(evidence: list[dict[str, Any]]) -> list[tuple[float, list[str]]]:
 
 
 def _transcript_line(line: Mapping[str, Any]) -> Iterator[str]:
-    arrow = _ARROW.get((line.get("leg"), line.get("dir")), "?")
+    arrow = _ARROW.get((str(line.get("leg")), str(line.get("dir"))), "?")
     tls = "" if line.get("tls") in (None, "none") else f" [{line.get('tls')}]"
     note = f"   <- {line['note']}" if line.get("note") else ""
     for text in _text(line.get("text", "")).split("\n"):
