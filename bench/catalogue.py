@@ -1,6 +1,7 @@
 """Wall time of the scenario catalogue: bring-up, per scenario and sender, verdict delay.
 
     python bench/catalogue.py [--backend loopback] [--sender NAME]... [--rounds N] [-j N]
+                              [SCENARIO ...]
 
 Prints figures; asserts nothing about speed (speed is measured here, never in tests).
 """
@@ -16,8 +17,8 @@ from collections import defaultdict
 
 from lab import backends, senders
 from lab.attacks import load_all
-from lab.runner import Record, Runner, RunOptions, exit_code, run_catalogue
-from lab.scenario import load_catalogue
+from lab.runner import Record, Runner, RunOptions, exit_code
+from lab.scenario import Scenario, load_catalogue, select
 
 
 def _figures(label: str, values: list[float], unit: str = "s") -> str:
@@ -30,14 +31,16 @@ def _figures(label: str, values: list[float], unit: str = "s") -> str:
             f"worst={max(values):.3f}{unit}")
 
 
-async def _bringup(options: RunOptions) -> float:
-    runner = Runner(options)
-    await runner.run([])
-    return runner.bringup_s or 0.0
+async def _round(scenarios: list[Scenario], options: RunOptions, jobs: int) -> list[Runner]:
+    chunks = [c for c in (scenarios[i::jobs] for i in range(jobs)) if c]
+    runners = [Runner(options) for _ in chunks]
+    await asyncio.gather(*(r.run(c) for r, c in zip(runners, chunks, strict=True)))
+    return runners
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("scenario", nargs="*", help="scenario ids or themes (default: all)")
     parser.add_argument("--backend", default="loopback")
     parser.add_argument("--sender", action="append")
     parser.add_argument("--rounds", type=int, default=3)
@@ -47,38 +50,47 @@ def main() -> int:
     senders.load_all()
     backends.load_all()
     sender_names = args.sender or ["reference", "opportunistic"]
-    scenarios = load_catalogue()
+    scenarios = select(args.scenario) if args.scenario else load_catalogue()
     options = RunOptions(backend=args.backend, senders=sender_names)
 
-    bringup = [asyncio.run(_bringup(options)) for _ in range(args.rounds)]
     walls: list[float] = []
-    per_pair: dict[str, list[float]] = defaultdict(list)
+    bringup: list[float] = []
+    starts: dict[str, list[float]] = defaultdict(list)
+    per_scenario: dict[str, list[float]] = defaultdict(list)
+    per_phase: dict[str, list[float]] = defaultdict(list)
     delays: list[float] = []
     codes = []
     for _ in range(args.rounds):
         t0 = time.perf_counter()
-        records: list[Record] = asyncio.run(run_catalogue(scenarios, options, jobs=args.jobs))
+        runners = asyncio.run(_round(scenarios, options, args.jobs))
         walls.append(time.perf_counter() - t0)
+        records: list[Record] = [r for runner in runners for r in runner.records]
         codes.append(exit_code(records))
-        pairs: dict[tuple[str, str], float] = defaultdict(float)
+        for runner in runners:
+            bringup.append(runner.bringup_s or 0.0)
+            for name, seconds in runner.sender_start_s.items():
+                starts[name].append(seconds)
+            for name, _, seconds in runner.scenario_s:
+                per_scenario[name].append(seconds)
         for r in records:
-            pairs[(r.scenario, r.sender)] += r.duration_s
+            per_phase[r.sender].append(r.duration_s)
             if r.verdict_delay_ms is not None:
                 delays.append(r.verdict_delay_ms)
-        for (_, sender), seconds in pairs.items():
-            per_pair[sender].append(seconds)
 
-    pairs_per_round = len(scenarios) * len(sender_names)
+    pairs = len(scenarios) * len(sender_names)
     print(f"catalogue: {len(scenarios)} scenarios x {len(sender_names)} senders "
-          f"({', '.join(sender_names)}) on {args.backend}, {args.rounds} rounds, "
-          f"-j {args.jobs}; exit codes {codes}")
-    print(_figures("bring-up", bringup))
+          f"({', '.join(sender_names)}) on {args.backend}, {args.rounds} rounds, -j {args.jobs};"
+          f" exit codes {codes}")
     print(_figures("catalogue wall time", walls))
-    print(f"wall time per scenario and sender: "
-          f"{statistics.median(walls) / pairs_per_round:.3f}s (median round / {pairs_per_round})")
-    for sender, values in per_pair.items():
-        print(_figures(f"  {sender}: time per scenario (all its phases)", values))
-    print(_figures("verdict delay after the sender's decision", delays, "ms"))
+    print(f"wall time per scenario and sender: {statistics.median(walls) / pairs:.3f}s "
+          f"(median round / {pairs} pairs)")
+    print(_figures("backend bring-up", bringup))
+    for name in sender_names:
+        print(_figures(f"{name}: sender start", starts[name]))
+        print(_figures(f"{name}: time per scenario (reset and every phase included)",
+                       per_scenario[name]))
+        print(_figures(f"{name}: time per phase", per_phase[name]))
+    print(_figures("verdict delay after the sender's own decision", delays, "ms"))
     return 0 if all(c == 0 for c in codes) else 1
 
 

@@ -17,8 +17,9 @@ def bind_pair(host: str = "127.0.0.1", port: int = 0,
     family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
     last: OSError | None = None
     for _ in range(attempts if port == 0 else 1):
-        udp = socket.socket(family, socket.SOCK_DGRAM)
-        tcp = socket.socket(family, socket.SOCK_STREAM)
+        udp = socket.socket(family, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
+        # IPPROTO_TCP so that asyncio turns Nagle off on accepted connections
+        tcp = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         try:
             udp.bind((host, port))
             tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -135,6 +135,9 @@ class Runner:
         self.events = EventLog()
         self.records: list[Record] = []
         self.bringup_s: float | None = None
+        self.sender_start_s: dict[str, float] = {}
+        self.scenario_s: list[tuple[str, str, float]] = []
+        """(sender, scenario, seconds) including the reset between scenarios."""
 
     async def run(self, scenarios: Sequence[Scenario]) -> list[Record]:
         backends.load_all()
@@ -152,10 +155,15 @@ class Runner:
                 sender = cls(**sender_kwargs(cls, self.options.sender_options))
                 workdir = run_dir / "senders" / cls.name
                 workdir.mkdir(parents=True, exist_ok=True)
+                t_start = time.monotonic()
                 await sender.start(backend.sender_env(workdir))
+                self.sender_start_s[cls.name] = time.monotonic() - t_start
                 try:
                     for scenario in scenarios:
+                        t_scenario = time.monotonic()
                         await self._scenario(backend, topology, sender, scenario)
+                        self.scenario_s.append((cls.name, scenario.id,
+                                                time.monotonic() - t_scenario))
                 finally:
                     await sender.close()
         finally:

@@ -60,6 +60,11 @@ class FlowView(Protocol):
         """Record that the attack did something (the evidence rule 1 needs)."""
         ...
 
+    def cut(self, reason: str) -> None:
+        """Close both legs now, answering nothing: the hook's command or reply is not
+        relayed (models a network fault, e.g. a reset)."""
+        ...
+
 
 @dataclass
 class SmtpAttack(Attack):

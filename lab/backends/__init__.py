@@ -9,7 +9,7 @@ from lab.backends.base import Backend
 
 __all__ = ["Backend", "load_all"]
 
-_HELPERS = {"base", "services"}
+_HELPERS = {"base", "compose_docker", "services", "sockets"}
 
 
 def load_all() -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from lab.backends.base import Backend
 from lab.backends.services import ConnectUpstream, LabServices, ServiceSockets
+from lab.backends.sockets import bound_socket
 from lab.events import EventLog
 from lab.pki import LabPKI
 from lab.senders.base import SenderEnv
@@ -25,18 +26,7 @@ FRONT_BASE, BACK_BASE = 11, 21
 
 
 def _bind(kind: socket.SocketKind, address: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, kind)
-    try:
-        if kind == socket.SOCK_STREAM:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((address, port))
-        if kind == socket.SOCK_STREAM:
-            sock.listen(128)
-        sock.setblocking(False)
-    except OSError:
-        sock.close()
-        raise
-    return sock
+    return bound_socket(kind, address, port)
 
 
 class LoopbackBackend(Backend):

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from lab.backends import sockets
 from lab.backends.netns_state import ETC_NETNS, NETNS_RUN_DIR, NS_PREFIX
 
 CLONE_NEWNET = 0x40000000
@@ -98,32 +99,13 @@ def bound_socket(ns: str, kind: socket.SocketKind, address: str, port: int,
                  listen: bool = True) -> socket.socket:
     """A non-blocking socket created inside ``ns`` and bound to ``address:port``."""
 
-    def make() -> socket.socket:
-        sock = socket.socket(socket.AF_INET, kind)
-        try:
-            if kind == socket.SOCK_STREAM:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((address, port))
-            if listen and kind == socket.SOCK_STREAM:
-                sock.listen(128)
-            sock.setblocking(False)
-        except OSError:
-            sock.close()
-            raise
-        return sock
-
-    return run_in_netns(ns, make)
+    return run_in_netns(ns, lambda: sockets.bound_socket(kind, address, port, listen))
 
 
 def client_socket(ns: str) -> socket.socket:
     """A non-blocking TCP socket inside ``ns``, not yet connected."""
 
-    def make() -> socket.socket:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setblocking(False)
-        return sock
-
-    return run_in_netns(ns, make)
+    return run_in_netns(ns, sockets.tcp_client_socket)
 
 
 def ip_batch(commands: list[str], netns: str | None = None) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+import warnings
 from dataclasses import dataclass
 
 from lab.pki import CertKind, LabPKI
@@ -32,9 +33,13 @@ def forged_context(pki: LabPKI, name: str, kind: CertKind,
     """Like ``pki.server_context`` but never shared: the SNI callback is per connection."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     if tls_max is not None:
+        # OpenSSL 3 refuses TLS 1.0/1.1 above security level 0; Python warns when a context
+        # allows them. Both are the point of a legacy-only MX, so allow and silence.
         ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
-        ctx.minimum_version = ssl.TLSVersion.TLSv1
-        ctx.maximum_version = _VERSIONS[tls_max]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            ctx.minimum_version = ssl.TLSVersion.TLSv1
+            ctx.maximum_version = _VERSIONS[tls_max]
     cert, key = pki.write_leaf(name, kind)
     ctx.load_cert_chain(cert, key)
     recorder = SniRecorder()

@@ -1,7 +1,8 @@
 """The opportunistic sender: the negative control, no MTA-STS at all.
 
 MX lookup only; the first MX that answers; STARTTLS when offered with no certificate checks;
-when the TLS handshake fails it reconnects and delivers in plaintext, as many real MTAs do.
+when the TLS handshake fails, or the TLS session breaks before the message is accepted, it
+reconnects and delivers in plaintext, as many real MTAs do.
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ class OpportunisticSender(OwnSender):
                 continue
             for address in addresses:
                 result = await self._attempt(message, mx, address, "opportunistic", failures)
-                if isinstance(result, SmtpError) and result.stage == "handshake":
-                    self.log(f"{mx}: TLS handshake failed; reconnecting in plaintext")
+                if isinstance(result, SmtpError) and _tls_trouble(result):
+                    self.log(f"{mx}: TLS failed ({result.stage}); reconnecting in plaintext")
                     result = await self._attempt(message, mx, address, "none", failures)
                 if isinstance(result, DeliveryResult):
                     how = "plaintext" if result.tls == "none" else f"TLS {result.tls_version}"
@@ -53,3 +54,8 @@ class OpportunisticSender(OwnSender):
             self.attempt(mx, address, exc.tls, "failed", reason)
             failures.append(reason)
             return exc
+
+
+def _tls_trouble(exc: SmtpError) -> bool:
+    """The handshake failed, or the connection broke (no reply) while TLS was up."""
+    return exc.stage == "handshake" or (exc.tls != "none" and exc.code is None)

@@ -322,7 +322,7 @@ async def _handshake(session: _Session, loop: asyncio.AbstractEventLoop,
                              f"({result_type})", stage="handshake",
                              result_type=result_type) from None
     except (ssl.SSLError, OSError, ConnectionError) as exc:
-        reason = f"TLS handshake failed: {exc}"
+        reason = f"TLS handshake failed: {str(exc) or type(exc).__name__}"
         if tls == "verify":
             raise TlsPolicyError(reason, stage="handshake",
                                  result_type="validation-failure") from None

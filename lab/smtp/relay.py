@@ -10,7 +10,14 @@ returned ``Reply`` is answered by the proxy, never forwarded) -> server. Server 
 
 STARTTLS accepted by the MX (its 220): ``on_starttls`` of each attack, first plan wins
 (default tunnel). Plaintext that either side sent after STARTTLS and before the switch is
-trailing data: dropped, reported, never relayed into TLS (the CVE-2011-0411 class).
+trailing data: dropped, reported, never relayed into TLS (the CVE-2011-0411 class). A plan's
+``inject`` bytes go out in the same write as the 220, so that the sender finds them already
+buffered when it starts its handshake (the injection attack is the one place that breaks the
+rule on purpose). An ``abort`` plan cuts the connection after the 220, or after the sender's
+ClientHello (state ``ABORT_WAIT``; the cut is credited to the attack whose plan it was).
+
+An attack may also ``cut`` the connection from any hook (a network fault: no reply, both
+legs closed); the command or reply that triggered it is not relayed.
 """
 
 from __future__ import annotations
@@ -56,6 +63,8 @@ class State(Enum):
     """TLS to the MX is up: waiting for the sender's handshake with the forged certificate."""
     TUNNEL = "tunnel"
     """The shell copies raw bytes; the core sees none."""
+    ABORT_WAIT = "abort-wait"
+    """An abort plan waits for the sender's ClientHello to cut the connection mid-handshake."""
     CLOSED = "closed"
 
 
@@ -63,6 +72,7 @@ class Event(Enum):
     GREETED = "greeted"
     STARTTLS_TUNNEL = "starttls-tunnel"
     STARTTLS_INTERCEPT = "starttls-intercept"
+    STARTTLS_ABORT_WAIT = "starttls-abort-wait"
     SERVER_TLS_UP = "server-tls-up"
     CLIENT_TLS_UP = "client-tls-up"
     CLOSE = "close"
@@ -72,6 +82,7 @@ _TRANSITIONS: dict[tuple[State, Event], State] = {
     (State.GREETING, Event.GREETED): State.RELAY,
     (State.RELAY, Event.STARTTLS_TUNNEL): State.TUNNEL,
     (State.RELAY, Event.STARTTLS_INTERCEPT): State.UPGRADE_SERVER,
+    (State.RELAY, Event.STARTTLS_ABORT_WAIT): State.ABORT_WAIT,
     (State.UPGRADE_SERVER, Event.SERVER_TLS_UP): State.UPGRADE_CLIENT,
     (State.UPGRADE_CLIENT, Event.CLIENT_TLS_UP): State.RELAY,
     **{(state, Event.CLOSE): State.CLOSED for state in State},
@@ -114,6 +125,8 @@ class Relay:
         self._txn = Transaction()
         self._out: list[Action] = []
         self._plan = TlsPlan()
+        self._plan_owner = ""
+        self._cut: str | None = None
         self._starttls_reply = Reply(220, ("2.0.0 Ready to start TLS",))
 
     # -- FlowView ---------------------------------------------------------------------
@@ -128,8 +141,15 @@ class Relay:
     def fire(self, attack: str, detail: str) -> None:
         self._emit("attack-fired", attack=attack, detail=detail)
 
+    def cut(self, reason: str) -> None:
+        """Close both legs at once, answering nothing (what a hook calls to model a fault)."""
+        self._cut = reason
+
     # -- inputs -------------------------------------------------------------------------
     def client_data(self, data: bytes) -> list[Action]:
+        if self.state is State.ABORT_WAIT:
+            self._abort_at_client_hello(data)
+            return self._flush()
         if self.state not in PARSING_STATES:
             self._trailing("client", data)
             return self._flush()
@@ -161,9 +181,7 @@ class Relay:
             self._server_tls = True
             self.transcript.add("server", "out", "tls", "[TLS to the MX established]")
             plan = self._plan
-            self._to_client(self._starttls_reply)
-            if plan.inject:
-                self._inject(plan)
+            self._to_client_then_inject(self._starttls_reply, plan)
             self._out.append(StartTlsToClient(plan))
         else:
             self._go(Event.CLIENT_TLS_UP)
@@ -222,8 +240,11 @@ class Relay:
         for attack in self.attacks:
             assert isinstance(result, Command)
             result = attack.on_command(self, result)
-            if isinstance(result, Reply):
+            if self._cut_requested() or isinstance(result, Reply):
                 break
+        if self._cut_requested():
+            self._do_cut()
+            return []
         if isinstance(result, Command) and command.verb == "STARTTLS" and tls != "none":
             result = STARTTLS_REFUSED_INSIDE_TLS
         if isinstance(result, Reply):
@@ -261,6 +282,9 @@ class Relay:
         if pending.kind == "greeting":
             for attack in self.attacks:
                 reply = attack.on_greeting(self, reply)
+            if self._cut_requested():
+                self._do_cut()
+                return
             self._go(Event.GREETED)
             self._to_client(reply)
         elif pending.kind == "data":
@@ -269,9 +293,13 @@ class Relay:
             self._command_reply(pending.command, reply)
         self._send_ready_local()
 
-    def _hooked_reply(self, command: Command, reply: Reply) -> Reply:
+    def _hooked_reply(self, command: Command, reply: Reply) -> Reply | None:
+        """The reply as the attacks rewrote it; None when one of them cut the connection."""
         for attack in self.attacks:
             reply = attack.on_reply(self, command, reply)
+            if self._cut_requested():
+                self._do_cut()
+                return None
         return reply
 
     def _command_reply(self, command: Command, reply: Reply) -> None:
@@ -283,6 +311,8 @@ class Relay:
         elif verb == "RCPT" and ok:
             self._txn.rcpt_to.append(envelope_address(command.arg))
         shown = self._hooked_reply(command, reply)
+        if shown is None:
+            return
         if verb == "STARTTLS" and reply.code == 220:
             self._starttls_accepted(shown)
             return
@@ -295,6 +325,8 @@ class Relay:
 
     def _data_reply(self, pending: _Pending, reply: Reply) -> None:
         shown = self._hooked_reply(END_OF_DATA_COMMAND, reply)
+        if shown is None:
+            return
         self._to_client(shown)
         if 200 <= reply.code < 300 and pending.message is not None:
             leg = "intercepted" if self._client_tls == "intercepted" else "plaintext"
@@ -304,26 +336,32 @@ class Relay:
         self._txn.reset()
 
     def _starttls_accepted(self, shown: Reply) -> None:
-        plan = TlsPlan("tunnel")
+        plan, owner = TlsPlan("tunnel"), ""
         for attack in self.attacks:
             chosen = attack.on_starttls(self)
             if chosen is not None:
-                plan = chosen
+                plan, owner = chosen, attack.name
                 break
-        self._plan, self._starttls_reply = plan, shown
+        self._plan, self._plan_owner, self._starttls_reply = plan, owner, shown
         dropped = self._commands.discard_pending()
         if dropped:
             self._trailing("client", dropped)
-        self._out += [Hold("client"), Hold("server")]
+        wait_for_hello = plan.mode == "abort" and plan.abort_after == "client-hello"
+        # Waiting for the ClientHello means reading the client on: no hold on that side.
+        self._out += [Hold("server")] if wait_for_hello else [Hold("client"), Hold("server")]
         if plan.mode == "intercept":
             self._go(Event.STARTTLS_INTERCEPT)
             self.transcript.add("server", "out", "none", "[starting TLS to the MX]")
             self._out.append(StartTlsToServer())
             return
-        self._to_client(shown)
-        if plan.inject:
-            self._inject(plan)
+        self._to_client_then_inject(shown, plan)
+        if wait_for_hello:
+            self._go(Event.STARTTLS_ABORT_WAIT)
+            self.transcript.add("client", "out", "none",
+                                "[waiting for the sender's ClientHello to cut the handshake]")
+            return
         if plan.mode == "abort":
+            self.transcript.add("client", "out", "none", "[connection cut after the 220]")
             self._close("STARTTLS aborted by the attack")
             return
         self._go(Event.STARTTLS_TUNNEL)
@@ -354,12 +392,44 @@ class Relay:
         self.transcript.add("server", "out", self._leg_tls("server"), data)
         self._out.append(SendToServer(data))
 
-    def _inject(self, plan: TlsPlan) -> None:
-        self.transcript.add("client", "out", self._client_tls, plan.inject, note="injected")
-        self._out.append(SendToClient(plan.inject))
+    def _to_client_then_inject(self, reply: Reply, plan: TlsPlan) -> None:
+        """The 220 to STARTTLS and any injected bytes, in one write (one TCP segment)."""
+        data = reply.encode()
+        self.transcript.add("client", "out", self._client_tls, data)
+        if plan.inject:
+            self.transcript.add("client", "out", self._client_tls, plan.inject, note="injected")
+        self._out.append(SendToClient(data + plan.inject))
+
+    def _abort_at_client_hello(self, data: bytes) -> None:
+        """ABORT_WAIT: bytes from the sender. A TLS handshake record is cut; plaintext the
+        sender sent before it saw the 220 is trailing data (dropped) and the wait goes on."""
+        if not data:
+            return
+        if data[0] != 0x16:  # TLS record type 22: handshake
+            self._trailing("client", data)
+            return
+        hello = len(data) > 5 and data[5] == 0x01  # handshake type 1: ClientHello
+        what = "ClientHello" if hello else "TLS handshake record"
+        self.transcript.add("client", "in", "none", f"[{what}, {len(data)} bytes: cut here]")
+        if self._plan_owner:
+            self.fire(self._plan_owner, f"cut the connection after the sender's {what} "
+                                        f"({len(data)} bytes), mid-handshake")
+        self._close(f"TLS handshake cut by the attack after the {what}")
+
+    def _cut_requested(self) -> bool:
+        return self._cut is not None and self.state is not State.CLOSED
+
+    def _do_cut(self) -> None:
+        reason = self._cut or "cut"
+        self.transcript.add("client", "out", self._client_tls,
+                            f"[connection cut by the attack: {reason}]")
+        self._emit("cut", reason=reason, tls=self._client_tls)
+        self._close(f"cut by the attack: {reason}")
 
     def _send_ready_local(self) -> None:
         """Send the proxy's own answers once every earlier answer has gone out."""
+        if self.state is State.CLOSED:
+            return
         while self._fifo and self._fifo[0].local is not None:
             local = self._fifo.popleft().local
             assert local is not None

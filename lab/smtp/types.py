@@ -60,8 +60,11 @@ class TlsPlan:
     ``tunnel``: relay the TLS bytes untouched (sender talks TLS to the genuine MX).
     ``intercept``: terminate TLS with the sender using ``cert`` (for ``cert_name`` or the MX
     name), and open genuine TLS to the MX; relay the decrypted commands.
-    ``abort``: cut the connection during the handshake.
-    ``inject`` is sent to the sender in plaintext right after the 220 (response injection).
+    ``abort``: cut the connection during the handshake: right after the 220
+    (``abort_after="220"``) or once the sender's ClientHello has arrived
+    (``abort_after="client-hello"``).
+    ``inject`` is sent to the sender in plaintext right after the 220, in the same write
+    (response injection).
     """
 
     mode: Literal["tunnel", "intercept", "abort"] = "tunnel"
@@ -69,4 +72,5 @@ class TlsPlan:
     cert_name: str | None = None
     tls_max: str | None = None
     inject: bytes = b""
+    abort_after: Literal["220", "client-hello"] = "220"
     extra: dict[str, str] = field(default_factory=dict)

@@ -25,6 +25,9 @@ class Flow:
     def fire(self, attack: str, detail: str) -> None:
         self.fired.append((attack, detail))
 
+    def cut(self, reason: str) -> None:
+        raise AssertionError(f"no attack here cuts connections ({reason})")
+
 
 EHLO = Reply(250, ("mx1.victim.test", "PIPELINING", "STARTTLS", "8BITMIME"))
 
