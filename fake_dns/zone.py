@@ -15,6 +15,7 @@ equal and ``from_text(to_text())`` round-trips:
 from __future__ import annotations
 
 import copy as _copy
+import dataclasses
 import ipaddress
 import re
 from collections.abc import Iterable, Mapping
@@ -238,6 +239,12 @@ class Zone:
 
     def authenticated(self) -> frozenset[str]:
         return frozenset(self._authenticated)
+
+    def with_ttl(self, ttl: int) -> Zone:
+        """A copy whose every record has this TTL (failures and AD marks kept)."""
+        out = self.copy()
+        out._records = [dataclasses.replace(r, ttl=ttl) for r in out._records]
+        return out
 
     def copy(self) -> Zone:
         return _copy.deepcopy(self)

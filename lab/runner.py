@@ -86,7 +86,9 @@ def configure_world(backend: Backend, topology: Topology, world: World,
     for attack in attacks:
         if isinstance(attack, DnsAttack):
             zone = attack.transform(zone, world, topology)
-    backend.services.set_zone(zone)
+    # TTL 0: no sender carries an answer from one scenario or phase into the next (newer
+    # c-ares builds cache answers, which survived a policy-cache flush otherwise)
+    backend.services.set_zone(zone.with_ttl(0))
     responses: dict[str, PolicyResponse] = {}
     for domain in world.domains:
         body = domain.policy_body()

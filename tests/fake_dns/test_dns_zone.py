@@ -311,3 +311,18 @@ def test_answer_is_total_and_consistent(entries: list[tuple[str, str]], qname: s
     if qtype != "ANY" and any(r.rtype == qtype for r in own) and not any(
             r.rtype == "CNAME" for r in own):
         assert {r for r in own if r.rtype == qtype} == set(ans.records)
+
+
+def test_with_ttl_rewrites_every_record_and_keeps_the_rest() -> None:
+    from fake_dns import Failure, Zone
+
+    zone = Zone()
+    zone.add("victim.test", "MX", "10 mx1.victim.test.")
+    zone.add("_mta-sts.victim.test", "TXT", "v=STSv1; id=1;", ttl=3600)
+    zone.fail("mta-sts.victim.test", Failure.SERVFAIL)
+    zone.authenticate("victim.test")
+    zero = zone.with_ttl(0)
+    assert {r.ttl for r in zero.records()} == {0}
+    assert {r.ttl for r in zone.records()} == {300, 3600}
+    assert zero.failures() == zone.failures()
+    assert zero.authenticated() == zone.authenticated()
