@@ -49,3 +49,16 @@ def test_every_theme_has_a_sanity_case() -> None:
         members = [s for s in CATALOGUE if s.id.startswith(theme + "/")]
         assert any(s.baseline is not None or not any(p.attacks for p in s.phases)
                    for s in members), theme
+
+
+def test_every_checklist_obligation_has_a_scenario() -> None:
+    from lab.checklist import IDS, NOT_YET_COVERED
+
+    covered = {c for s in CATALOGUE for c in s.covers}
+    missing = sorted(IDS - NOT_YET_COVERED - covered)
+    assert not missing, f"checklist ids no scenario covers: {missing}"
+
+
+def test_catalogue_has_at_least_forty_scenarios_in_themes() -> None:
+    assert len(CATALOGUE) >= 40
+    assert len({s.id.split("/")[0] for s in CATALOGUE}) >= 5

@@ -93,7 +93,7 @@ class NetnsBackend(Backend):
         if os.geteuid() != 0:
             missing.append("root (the netns backend creates network namespaces)")
         if shutil.which("ip") is None:
-            missing.append("ip (iproute2)")
+            missing.append("ip: apt-get install iproute2")
         reason = can_unshare_net()
         if reason is not None:
             missing.append(f"CAP_SYS_ADMIN: cannot create a network namespace ({reason})")

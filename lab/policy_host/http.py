@@ -22,10 +22,12 @@ _VALUE = re.compile(rb"^[\t\x20-\x7e\x80-\xff]*$")
 _REASON_BAD = re.compile(r"[\r\n]")
 
 REASONS = {
-    200: "OK", 301: "Moved Permanently", 302: "Found", 400: "Bad Request",
-    404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
-    414: "URI Too Long", 421: "Misdirected Request", 431: "Request Header Fields Too Large",
-    500: "Internal Server Error", 505: "HTTP Version Not Supported",
+    200: "OK", 301: "Moved Permanently", 302: "Found", 303: "See Other",
+    304: "Not Modified", 307: "Temporary Redirect", 308: "Permanent Redirect",
+    400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+    408: "Request Timeout", 410: "Gone", 414: "URI Too Long", 421: "Misdirected Request",
+    431: "Request Header Fields Too Large", 500: "Internal Server Error",
+    502: "Bad Gateway", 503: "Service Unavailable", 505: "HTTP Version Not Supported",
 }
 
 

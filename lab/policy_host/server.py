@@ -13,11 +13,29 @@ Choices:
   (Content-Type, Content-Length, Connection), so an attack can make them lie.
 - ``reachable=False`` resets the TCP connection (SO_LINGER 0) as soon as the ClientHello
   names that domain: the client sees a reset before any TLS answer.
+- A configured ``Location`` starting with ``/`` is sent as ``https://<Host><path>`` with the
+  Host (and port) the request named, so a sender that follows a redirect reaches this host.
+- ``also_serves`` paths answer 200 ``text/plain`` (the target of a redirect); every other
+  path is 404.
+- ``not_modified``: a conditional request (If-None-Match, If-Modified-Since) gets 304 with
+  no body. Every fetch event says whether the request was ``conditional``.
+- ``intercept`` on any configured domain: the attacker is on the path to this host's
+  address. Every new connection is handed, unread, to the attacker's mitmproxy
+  (``lab.policy_host.mitm``, started on first need), which reaches the genuine answers
+  through a second, internal listener of this host on the same address.
+- Events that concern a configured domain (handshake, tls-failed, refused, fetch, and the
+  attacker's mitm-* events) carry ``applied``: the attacks that shaped its answer (the
+  oracle's evidence). ``intercept`` only names them in ``attacks``: handing a connection to
+  mitmproxy is not yet the attack, its certificate is.
+- A 200 carries an ``ETag`` and a ``Last-Modified``, as most web servers send.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
+import hashlib
 import math
 import socket
 import ssl
@@ -38,13 +56,15 @@ from lab.policy_host.http import (
     parse_request_head,
     response_head,
 )
-from lab.policy_host.response import PolicyResponse
+from lab.policy_host.mitm import MitmPolicyProxy
+from lab.policy_host.response import Interception, PolicyResponse
 
 POLICY_PATH = "/.well-known/mta-sts.txt"
 FALLBACK_HOST = "policy-host.lab.test"
 """The identity presented for an unknown or missing SNI."""
 SERVER = "mtasts-lab-policy-host"
 TRICKLE_INTERVAL_S = 0.05
+LAST_MODIFIED = "Mon, 01 Jan 2024 00:00:00 GMT"
 """Pacing step for a trickling body: one chunk per step."""
 
 
@@ -87,6 +107,7 @@ class _Conn:
     cert: str = CertKind.VALID.value
     refused: bool = False
     error: str | None = None
+    applied: tuple[str, ...] = ()
 
 
 @dataclass
@@ -122,6 +143,10 @@ class PolicyHost:
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._genuine: asyncio.Server | None = None
+        """The internal listener the attacker's mitmproxy reaches the genuine host on."""
+        self._mitm: MitmPolicyProxy | None = None
+        self._mitm_start: asyncio.Future[tuple[str, int]] | None = None
 
     def configure(self, responses: Mapping[str, PolicyResponse]) -> None:
         """Answers keyed by policy domain (``victim.test`` serves ``mta-sts.victim.test``)."""
@@ -131,6 +156,13 @@ class PolicyHost:
             context = self.pki.server_context(f"mta-sts.{name}", response.cert)
             sites[name] = _Site(response, context)
         self._sites = sites
+        if _interceptions(sites) and self._server is not None and self._mitm_start is None:
+            # start the attacker's proxy now, not on the sender's first connection
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return  # no running loop: started on the first intercepted connection
+            self._mitm_start = loop.create_task(self._start_mitm())
 
     async def start(self, sock: socket.socket) -> None:
         self._server = await asyncio.start_server(self._serve, sock=sock, limit=MAX_HEAD)
@@ -139,25 +171,38 @@ class PolicyHost:
         """Stop listening and end every open connection."""
         if self._server is not None:
             self._server.close()
+        if self._genuine is not None:
+            self._genuine.close()
         for writer in list(self._writers):
             writer.transport.abort()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self._mitm_start is not None:
+            self._mitm_start.cancel()
+            await asyncio.gather(self._mitm_start, return_exceptions=True)
+            self._mitm_start = None
+        if self._mitm is not None:
+            await self._mitm.close()
+            self._mitm = None
+        if self._genuine is not None:
+            await self._genuine.wait_closed()
+            self._genuine = None
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
 
     # One connection
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                     genuine: bool = False) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
         self._writers.add(writer)
         try:
-            await self._connection(reader, writer)
+            await self._connection(reader, writer, genuine)
         except (OSError, EOFError, TimeoutError):
             pass  # the client went away; nothing to answer
         except asyncio.CancelledError:
@@ -168,22 +213,29 @@ class PolicyHost:
             self._tasks.discard(task)
 
     async def _connection(self, reader: asyncio.StreamReader,
-                          writer: asyncio.StreamWriter) -> None:
+                          writer: asyncio.StreamWriter, genuine: bool = False) -> None:
         peer = writer.get_extra_info("peername")
         conn = _Conn(f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer))
         sites = self._sites  # this connection's view, even if configure() runs meanwhile
-        self.emit(POLICY, "connect", {"peer": conn.peer})
+        plans = [] if genuine else _interceptions(sites)
+        if plans:
+            await self._hand_to_attacker(reader, writer, conn, plans)
+            return
+        self.emit(POLICY, "connect", {"peer": conn.peer, **({"via": "attacker"} if genuine
+                                                            else {})})
         context = self._connection_context(sites, conn, writer.transport)
         try:
             await writer.start_tls(context, ssl_handshake_timeout=self.handshake_timeout)
         except (OSError, TimeoutError, ssl.SSLError) as exc:
             if conn.refused:
                 self.emit(POLICY, "refused", {"sni": conn.sni, "domain": conn.domain,
-                                              "peer": conn.peer})
+                                              "peer": conn.peer,
+                                              "applied": list(conn.applied)})
             else:
                 error = conn.error or str(exc) or type(exc).__name__
                 self.emit(POLICY, "tls-failed", {"sni": conn.sni, "error": error,
-                                                 "cert": conn.cert, "peer": conn.peer})
+                                                 "cert": conn.cert, "peer": conn.peer,
+                                                 "applied": list(conn.applied)})
             return
         answer, request = await self._answer(reader, sites, conn)
         await self._send(writer, answer, request, conn)
@@ -205,6 +257,7 @@ class PolicyHost:
                                                     "host": FALLBACK_HOST, "peer": conn.peer})
                     return None
                 conn.domain = domain
+                conn.applied = site.response.applied
                 if not site.response.reachable:
                     conn.refused = True
                     _reset(raw)
@@ -213,7 +266,8 @@ class PolicyHost:
                 ssl_obj.context = site.context
                 self.emit(POLICY, "handshake", {"sni": server_name, "cert": conn.cert,
                                                 "host": f"mta-sts.{domain}",
-                                                "peer": conn.peer})
+                                                "peer": conn.peer,
+                                                "applied": list(conn.applied)})
                 return None
             except Exception as exc:  # never let an error escape into OpenSSL
                 conn.error = f"policy host: {exc!r}"
@@ -246,10 +300,19 @@ class PolicyHost:
             answer = _error(405, domain)
             answer.headers = (("Allow", "GET"),)
             return answer
-        if request.target != POLICY_PATH:
-            return _error(404, domain)
         r = site.response
-        return _Answer(r.status, r.reason, r.body, r.content_type, r.headers,
+        if request.target != POLICY_PATH:
+            for path, body in r.also_serves:
+                if request.target == path:
+                    return _Answer(200, "OK", body, "text/plain", (), None, r.applied, domain,
+                                   {"served": "redirect target"})
+            return _error(404, domain)
+        if r.not_modified and _conditional(request):
+            return _Answer(304, REASONS[304], b"", None, r.headers, None, r.applied, domain)
+        host = request.header("Host") or f"mta-sts.{domain}"
+        headers = tuple((name, f"https://{host}{value}" if name.lower() == "location"
+                         and value.startswith("/") else value) for name, value in r.headers)
+        return _Answer(r.status, r.reason, r.body, r.content_type, headers,
                        r.trickle_bytes_per_s, r.applied, domain)
 
     async def _send(self, writer: asyncio.StreamWriter, answer: _Answer,
@@ -275,6 +338,7 @@ class PolicyHost:
             "sni": conn.sni,
             "cert": conn.cert,
             "content_type": answer.content_type,
+            "conditional": _conditional(request) if request else False,
             "peer": conn.peer,
             **answer.extra,
         })
@@ -309,10 +373,101 @@ class PolicyHost:
         return chunks, sent, None
 
 
+    # The attacker in front of the host (mitmproxy)
+
+    async def _start_mitm(self) -> tuple[str, int]:
+        assert self._server is not None, "start() first"
+        address = self._server.sockets[0].getsockname()[0]
+        self._genuine = await asyncio.start_server(
+            functools.partial(self._serve, genuine=True), address, 0, limit=MAX_HEAD)
+        port = self._genuine.sockets[0].getsockname()[1]
+        self._mitm = MitmPolicyProxy((address, port), address,
+                                     self.pki.directory / "attacker-mitmproxy", self.emit,
+                                     self._interception_for)
+        return await self._mitm.start()
+
+    def _interception_for(self, sni: str | None) -> Interception | None:
+        """Called from the mitmproxy thread: the plan for a client's SNI."""
+        domain = _domain_of_host(_norm(sni)) if sni else None
+        site = self._sites.get(domain) if domain else None
+        return site.response.intercept if site else None
+
+    async def _hand_to_attacker(self, reader: asyncio.StreamReader,
+                                writer: asyncio.StreamWriter, conn: _Conn,
+                                plans: list[Interception]) -> None:
+        """Pipe a connection, unread, to the attacker's mitmproxy."""
+        applied = sorted({p.attack for p in plans})
+        if self._mitm_start is None:
+            self._mitm_start = asyncio.get_running_loop().create_task(self._start_mitm())
+        try:
+            address = await asyncio.shield(self._mitm_start)
+            up_reader, up_writer = await asyncio.open_connection(*address)
+        except Exception as exc:  # ImportError without the extra, or a failed start
+            self.emit(POLICY, "intercept-failed", {"peer": conn.peer, "attacks": applied,
+                                                   "error": f"{type(exc).__name__}: {exc}"})
+            return
+        # not ``applied``: the attack fired only once mitmproxy presented its certificate
+        self.emit(POLICY, "intercept", {"peer": conn.peer, "attacks": applied,
+                                        "to": f"{address[0]}:{address[1]}"})
+        self._writers.add(up_writer)
+        try:
+            await _pipe(reader, writer, up_reader, up_writer, self.read_timeout)
+        finally:
+            up_writer.transport.abort()
+            self._writers.discard(up_writer)
+
+
+def _interceptions(sites: Mapping[str, _Site]) -> list[Interception]:
+    return [s.response.intercept for s in sites.values() if s.response.intercept is not None]
+
+
+def _conditional(request: Request) -> bool:
+    return (request.header("If-None-Match") is not None
+            or request.header("If-Modified-Since") is not None)
+
+
+async def _pipe(a_reader: asyncio.StreamReader, a_writer: asyncio.StreamWriter,
+                b_reader: asyncio.StreamReader, b_writer: asyncio.StreamWriter,
+                idle_timeout: float) -> None:
+    """Copy both ways until both sides are done (or one is idle for ``idle_timeout``)."""
+
+    async def copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                async with asyncio.timeout(idle_timeout):
+                    data = await reader.read(65536)
+                if not data:
+                    break
+                writer.write(data)
+                await writer.drain()
+        except (OSError, TimeoutError):
+            pass
+        finally:
+            if writer.can_write_eof() and not writer.is_closing():
+                with contextlib.suppress(OSError):
+                    writer.write_eof()
+
+    tasks = [asyncio.ensure_future(copy(a_reader, b_writer)),
+             asyncio.ensure_future(copy(b_reader, a_writer))]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
 def _headers(answer: _Answer) -> list[tuple[str, str]]:
-    """The host's own headers, each replaced by a configured header of the same name."""
+    """The host's own headers, each replaced by a configured header of the same name.
+
+    Like a typical static web server (nginx), a 200 carries an ``ETag`` (from the body) and
+    a ``Last-Modified``: validators a sender could misuse for HTTP caching (F2).
+    """
     own = [("Server", SERVER), ("Content-Length", str(len(answer.body))),
            ("Connection", "close")]
+    if answer.status == 200:
+        own[1:1] = [("ETag", '"' + hashlib.sha256(answer.body).hexdigest()[:16] + '"'),
+                    ("Last-Modified", LAST_MODIFIED)]
     if answer.content_type is not None:
         own.insert(1, ("Content-Type", answer.content_type))
     configured = {name.lower() for name, _ in answer.headers}

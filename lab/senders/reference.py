@@ -137,8 +137,12 @@ class ReferenceSender(OwnSender):
     name = "reference"
     summary = "the lab's own RFC 8461 sender (positive control)"
     control = "positive"
-    fetch_timeout: float = 10.0
+    fetch_timeout: float = 2.0
+    """The bound on one policy fetch (RFC 8461 3.3: senders MAY bound it; about a minute is
+    suggested). Short here so that a trickling policy host costs the lab seconds, not
+    minutes; a fetch on the lab's own networks takes milliseconds."""
     max_policy_bytes: int = 65536
+    """The bound on the policy body (the RFC's suggested 64 KiB)."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
