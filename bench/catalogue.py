@@ -17,7 +17,7 @@ from collections import defaultdict
 
 from lab import backends, senders
 from lab.attacks import load_all
-from lab.runner import Record, Runner, RunOptions, exit_code
+from lab.runner import Record, Runner, RunOptions, exit_code, quiet_tls_eof_warnings
 from lab.scenario import Scenario, load_catalogue, select
 
 
@@ -46,6 +46,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("-j", "--jobs", type=int, default=1)
     args = parser.parse_args()
+    quiet_tls_eof_warnings()
     load_all()
     senders.load_all()
     backends.load_all()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import sys
 import textwrap
@@ -21,6 +20,7 @@ from lab.runner import (
     Record,
     RunOptions,
     exit_code,
+    quiet_tls_eof_warnings,
     run_catalogue,
     sender_kwargs,
 )
@@ -196,6 +196,14 @@ def explain(s: Scenario) -> str:
         out += ["What the attacker does:", *wrap.wrap(s.attacker_does), ""]
     if s.compliant_does:
         out += ["What a compliant sender does:", *wrap.wrap(s.compliant_does), ""]
+    out += ["What to look for (mtasts-lab run --show " + s.id + "):",
+            *wrap.wrap("FIRED lines show what proves each attack fired (an SMTP attack also "
+                       "shows ATTACK lines where it acted); without that proof the verdict is "
+                       "inconclusive. Then see whether the genuine MX received the message "
+                       "(an MX line, with the TLS version or plaintext), whether the sender "
+                       "completed TLS with the attacker's certificate (TLS ... completed), or "
+                       "whether the sender gave up (a SENDER line with its status and reason: "
+                       "under enforce a refusal must be a deferral, never a bounce)."), ""]
     out.append("Why it matters:")
     for para in s.teach.strip().split("\n\n"):
         out += wrap.wrap(" ".join(para.split()))
@@ -329,16 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class _QuietTlsEof(logging.Filter):
-    """asyncio warns on every TLS stream whose protocol keeps the transport open at EOF;
-    the lab's streams do that on purpose, so the line is noise to a user."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "eof_received() has no effect when using ssl" not in record.getMessage()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.getLogger("asyncio").addFilter(_QuietTlsEof())
+    quiet_tls_eof_warnings()
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "jobs", 1) < 1:

@@ -75,6 +75,10 @@ def narrate(record: Record) -> str:
     lines = [f"--- {record.sender}: {record.scenario} [{record.phase}] ---"]
     for _, told in _timeline(record.evidence):
         lines += ["  " + line for line in told]
+    for attack, evidence in record.fired.items():
+        proof = "; ".join(evidence[:3]) + (" ..." if len(evidence) > 3 else "")
+        lines.append(f"  FIRED   {attack}: {proof}" if evidence
+                     else f"  FIRED   {attack}: never (the sender was not tested by it)")
     lines.append(f"  VERDICT {record.verdict}: expected {' or '.join(record.expected)}, "
                  f"observed {record.observed}. {record.why}")
     return "\n".join(lines)

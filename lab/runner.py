@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import inspect
+import logging
 import shutil
 import tempfile
 import time
@@ -259,6 +260,18 @@ async def run_catalogue(scenarios: Sequence[Scenario], options: RunOptions,
     merged = [rec for recs in results for rec in recs]
     merged.sort(key=lambda r: (r.sender, order.get(r.scenario, 0)))
     return merged
+
+
+class _QuietTlsEof(logging.Filter):
+    """asyncio warns on every TLS stream whose protocol keeps the transport open at EOF;
+    the lab's streams do that on purpose, so the line is noise to a user."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "eof_received() has no effect when using ssl" not in record.getMessage()
+
+
+def quiet_tls_eof_warnings() -> None:
+    logging.getLogger("asyncio").addFilter(_QuietTlsEof())
 
 
 def exit_code(records: Sequence[Record]) -> int:
