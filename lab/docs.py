@@ -13,6 +13,7 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from lab import backends, senders
 from lab.attacks import Attack, load_all
@@ -21,6 +22,11 @@ from lab.scenario import Scenario, attack_options, load_catalogue, option_type_t
 from lab.senders.base import Sender
 
 VERDICT_SENDERS = ("reference", "opportunistic", "postfix", "postfix-pypi", "exim")
+
+
+def _ours(items: Sequence[tuple[str, type[Any]]]) -> list[tuple[str, type[Any]]]:
+    """The lab's own plugins (not test doubles a test module registered)."""
+    return [(name, cls) for name, cls in items if cls.__module__.startswith("lab.")]
 
 
 def _md(text: str) -> str:
@@ -39,7 +45,7 @@ def catalogue_table(scenarios: Sequence[Scenario]) -> str:
 
 def attacks_table() -> str:
     rows = ["| attack | where | options | what it does |", "| --- | --- | --- | --- |"]
-    for name, cls in Attack.registry.items():
+    for name, cls in _ours(Attack.registry.items()):
         opts = ", ".join(f"`{f.name}`: {option_type_text(f.type)}" for f in attack_options(cls))
         rows.append(f"| `{name}` | {cls.place} | {_md(opts) or '-'} | {_md(cls.summary)} |")
     return "\n".join(rows)
@@ -47,7 +53,7 @@ def attacks_table() -> str:
 
 def senders_table() -> str:
     rows = ["| sender | backends | what it is |", "| --- | --- | --- |"]
-    for name, cls in Sender.registry.items():
+    for name, cls in _ours(Sender.registry.items()):
         rows.append(f"| `{name}` | {', '.join(cls.backends)} | {_md(cls.summary)} |")
     return "\n".join(rows)
 

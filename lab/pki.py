@@ -125,6 +125,44 @@ class LabPKI:
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         return ctx
 
+    # -- sharing the CAs with lab services that run elsewhere (the compose backend) ---------
+
+    EXPORT_FILES = ("lab-ca.pem", "lab-ca.key", "rogue-ca.pem", "rogue-ca.key")
+
+    def export(self, directory: Path | None = None) -> Path:
+        """Write both CAs (certificates 0644, keys 0600) to ``directory`` (default: this
+        PKI's own) so that services in other containers can ``load`` them."""
+        target = Path(directory) if directory is not None else self.directory
+        target.mkdir(parents=True, exist_ok=True)
+        for ca, stem in ((self.ca, "lab-ca"), (self.rogue_ca, "rogue-ca")):
+            self._write(target / f"{stem}.pem", ca.cert_pem.bytes(), 0o644)
+            self._write(target / f"{stem}.key", ca.private_key_pem.bytes(), 0o600)
+        return target
+
+    @classmethod
+    def load(cls, directory: Path, leaf_dir: Path | None = None) -> LabPKI:
+        """The PKI that ``export`` wrote to ``directory``; leaves are written to ``leaf_dir``
+        (default ``directory``), so several readers of one directory never share leaf files."""
+        pki = cls.__new__(cls)
+        pki.directory = Path(leaf_dir if leaf_dir is not None else directory)
+        pki.directory.mkdir(parents=True, exist_ok=True)
+        os.chmod(pki.directory, 0o700)
+        pki.reload(directory)
+        return pki
+
+    def reload(self, directory: Path) -> None:
+        """Adopt the CAs that ``export`` wrote to ``directory``; forget every leaf."""
+        source = Path(directory)
+        self.ca = trustme.CA.from_pem((source / "lab-ca.pem").read_bytes(),
+                                      (source / "lab-ca.key").read_bytes())
+        self.rogue_ca = trustme.CA.from_pem((source / "rogue-ca.pem").read_bytes(),
+                                            (source / "rogue-ca.key").read_bytes())
+        self.ca_file = self.directory / "lab-ca.pem"
+        if self.ca_file.resolve() != (source / "lab-ca.pem").resolve():
+            self._write(self.ca_file, self.ca.cert_pem.bytes(), 0o644)
+        self._leaves = {}
+        self._contexts = {}
+
 
 _TLS_VERSIONS = {
     "1.0": ssl.TLSVersion.TLSv1,

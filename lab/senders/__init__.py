@@ -9,7 +9,8 @@ from lab.senders.base import OutgoingMessage, Sender, SenderEnv
 
 __all__ = ["OutgoingMessage", "Sender", "SenderEnv", "load_all"]
 
-_HELPERS = {"base", "dnsclient", "mtasts", "policy_fetch", "postfix_log", "smtp_client"}
+_HELPERS = {"base", "compose_mta", "compose_postfix", "dnsclient", "mtasts", "policy_fetch",
+            "postfix_log", "smtp_client"}
 
 
 def load_all() -> None:

@@ -78,7 +78,7 @@ class SmtpSubmitSender(Sender):
     summary = ("any MTA: the lab submits each probe by SMTP to host:port "
                "(MTASTS_LAB_SMTP_HOST/PORT); judged from the lab's side")
     own_status = False
-    backends = ("loopback", "netns", "compose")
+    backends = ("loopback", "netns")
 
     def __init__(self, host: str | None = None, port: int | str | None = None,
                  helo: str | None = None) -> None:

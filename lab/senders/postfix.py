@@ -152,7 +152,7 @@ class PostfixSender(Sender):
     summary = ("Postfix (Debian) with postfix-mta-sts-resolver (Debian package), "
                "a private instance in the sender's namespace")
     own_status = True
-    backends = ("netns",)
+    backends = ("netns", "compose")
 
     def __init__(self, cache: str | None = None, keep_deferred: bool | None = None) -> None:
         self.cache = cache or os.environ.get("MTASTS_LAB_POSTFIX_CACHE", "sqlite")
@@ -182,12 +182,19 @@ class PostfixSender(Sender):
         return RESOLVER_DEBIAN
 
     @classmethod
+    def resolver_install(cls) -> str:
+        return "apt-get install postfix-mta-sts-resolver"
+
+    @classmethod
     def check(cls) -> list[str]:
         missing = []
         if not (POSTFIX_DAEMONS / "master").exists() or shutil.which("postconf") is None:
-            missing.append("postfix (scripts/install-postfix)")
+            missing.append("postfix: echo 'postfix postfix/main_mailer_type select Internet "
+                           "Site' | debconf-set-selections && DEBIAN_FRONTEND=noninteractive "
+                           "apt-get install -y postfix (or scripts/install-postfix from the "
+                           "source tree, which also installs both resolvers)")
         if not cls.resolver_binary().exists():
-            missing.append(f"{cls.resolver_binary()} (scripts/install-postfix)")
+            missing.append(f"{cls.resolver_binary()}: {cls.resolver_install()}")
         try:
             pwd.getpwnam("postfix")
             grp.getgrnam("postdrop")
@@ -207,6 +214,9 @@ class PostfixSender(Sender):
         self.timings.setdefault(key, []).append(time.monotonic() - since)
 
     async def start(self, env: SenderEnv) -> None:
+        if env.backend == "compose":  # Postfix runs in its container: compose_postfix.py
+            from lab.senders.compose_postfix import start_on_compose
+            return await start_on_compose(self, env)
         missing = self.check()
         if missing:
             raise SenderFailed(f"{self.name}: missing " + "; ".join(missing))
@@ -479,3 +489,8 @@ class PostfixPypiSender(PostfixSender):
     @classmethod
     def resolver_binary(cls) -> Path:
         return RESOLVER_VENV / "bin" / "mta-sts-daemon"
+
+    @classmethod
+    def resolver_install(cls) -> str:
+        return (f"python3 -m venv {RESOLVER_VENV} && {RESOLVER_VENV}/bin/pip install "
+                "'postfix-mta-sts-resolver[sqlite]>=1.5'")

@@ -1,0 +1,329 @@
+"""The ``compose`` backend: the lab's hosts as Docker containers from ``compose.yaml``.
+
+Each lab service runs in its own container from one image (``mtasts-lab/lab``), the role
+chosen by its command (``python -m lab.control serve --role ...``): the same service classes
+as every other backend, driven through the control API (``lab.control``) on unix sockets in
+the run directory that every container bind-mounts at ``/run/lab``.
+
+``up()``: exports the run's CAs to the run directory, brings the project up with
+docker-compose (or reuses a running one: the containers reload the new CAs and reset their
+world), waits until every control socket answers with the run's CA, and starts one task per
+service that long-polls its events into the runner's ``EventLog``. ``services`` offers the
+runner's ``set_zone`` / ``set_policies`` / ``set_mx`` and forwards each to the containers.
+``down()`` removes the project's containers and network unless ``MTASTS_LAB_COMPOSE_KEEP=1``
+(or ``ComposeBackend(keep=True)``); then the next run reuses them.
+
+Addresses: see compose.yaml (10.254.0.0/24, an internal network with no gateway). One lab per
+Docker daemon at a time: the subnet and the addresses are fixed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from fake_dns.zone import Zone
+from lab.backends import compose_docker as cd
+from lab.backends.base import Backend, BackendUnavailable
+from lab.backends.services import LabServices, MxSetup
+from lab.control import ControlClient, ControlError, ca_fingerprint, mx_to_json, policy_to_json
+from lab.events import RUNNER, EventLog
+from lab.pki import LabPKI
+from lab.policy_host.response import PolicyResponse
+from lab.senders.base import SenderEnv
+from lab.world import MAX_MX, Topology
+
+NET = "10.254.0"
+DNS_ADDR, POLICY_ADDR, ATTACKER_ADDR = f"{NET}.2", f"{NET}.3", f"{NET}.30"
+FRONTS = tuple(f"{NET}.{11 + i}" for i in range(MAX_MX))
+BACKS = tuple(f"{NET}.{21 + i}" for i in range(MAX_MX))
+SENDER_ADDRS = {"postfix": f"{NET}.100", "exim": f"{NET}.101"}
+LAB_SERVICES = ("dns", "policy", *(f"mx{i}" for i in range(MAX_MX)),
+                *(f"mitm{i}" for i in range(MAX_MX)))
+READY_TIMEOUT_S = float(os.environ.get("MTASTS_LAB_COMPOSE_READY_S", "60"))
+POLL_WAIT_S = 20.0
+
+
+class ComposeServices(LabServices):
+    """The runner's control interface (``LabServices``), forwarded over the control API to
+    the containers (no service runs in this process)."""
+
+    def __init__(self, clients: Mapping[str, ControlClient]) -> None:  # no super(): no services
+        self.clients = dict(clients)
+
+    async def start(self, sockets: object) -> None:
+        raise NotImplementedError("the containers run the services")
+
+    async def close(self) -> None:
+        return None
+
+    def _post(self, labels: Sequence[str], body: dict[str, Any]) -> None:
+        for label in labels:
+            self.clients[label].call("POST", "/world", body)
+
+    def set_zone(self, zone: Zone) -> None:
+        self._post(["dns"], {"zone": zone.to_text()})
+
+    def set_policies(self, responses: Mapping[str, PolicyResponse]) -> None:
+        self._post(["policy"], {"policies": {d: policy_to_json(r)
+                                             for d, r in responses.items()}})
+
+    def set_mx(self, slots: Sequence[MxSetup], accept_domains: Sequence[str]) -> None:
+        if len(slots) > MAX_MX:
+            raise ValueError(f"{len(slots)} MX slots; compose has {MAX_MX}")
+        body = {"mx": mx_to_json(slots, accept_domains)}
+        # sinks first: a proxy never relays to a sink that does not yet know its name
+        self._post([f"mx{i}" for i in range(MAX_MX)], body)
+        self._post([f"mitm{i}" for i in range(MAX_MX)], body)
+
+    async def reset(self) -> None:
+        await asyncio.gather(*(c.request("POST", "/reset") for c in self.clients.values()))
+
+
+class ComposeBackend(Backend):
+    name = "compose"
+    summary = ("every lab host a Docker container from compose.yaml on an internal network "
+               "(10.254.0.0/24, no route out); real ports 25/53/443; needs a Docker daemon")
+
+    _active: ClassVar[set[int]] = set()
+    """The labs up in this process: one at a time (fixed subnet and addresses)."""
+
+    def __init__(self, keep: bool | None = None, run_dir: Path | None = None) -> None:
+        self.keep = (os.environ.get("MTASTS_LAB_COMPOSE_KEEP", "") == "1"
+                     if keep is None else keep)
+        self.run_dir = Path(run_dir) if run_dir is not None else cd.RUN_DIR
+        self.docker: Any = None
+        self._pki: LabPKI | None = None
+        self._events: EventLog | None = None
+        self._pumps: list[asyncio.Task[None]] = []
+        self._started = False
+        self.reused = False
+        self.bringup_s: float | None = None
+
+    @classmethod
+    def check(cls) -> list[str]:
+        missing = []
+        try:
+            docker = cd.client()
+        except cd.DockerUnavailable as exc:
+            return [str(exc)]
+        try:
+            cd.compose_command()
+        except cd.DockerUnavailable as exc:
+            missing.append(str(exc))
+        images = [cd.LAB_IMAGE, *cd.SENDER_IMAGES.values()]
+        for image in images[:1]:
+            try:
+                docker.images.get(image)
+            except Exception:
+                missing.append(f"image {image} (scripts/build-images)")
+        if not cd.COMPOSE_FILE.exists():
+            missing.append(f"{cd.COMPOSE_FILE}")
+        docker.close()
+        return missing
+
+    @classmethod
+    def cleanup_leftovers(cls) -> list[str]:
+        """``mtasts-lab down``: remove the lab's compose project (containers, network), kept
+        or left by a crash. Nothing when no daemon answers."""
+        try:
+            docker = cd.client()
+        except cd.DockerUnavailable:
+            return []
+        try:
+            found = [c.name for c in cd.containers(docker, running=False)]
+            nets = [n.name for n in docker.networks.list(
+                filters={"label": f"com.docker.compose.project={cd.PROJECT}"})]
+        finally:
+            docker.close()
+        if not found and not nets:
+            return []
+        asyncio.run(remove_project())
+        return [f"container {name}" for name in found] + [f"network {name}" for name in nets]
+
+    # -- up ---------------------------------------------------------------------------------
+
+    async def up(self, run_dir: Path, pki: LabPKI, events: EventLog) -> Topology:
+        started = time.monotonic()
+        missing = await asyncio.to_thread(self.check)
+        if missing:
+            raise BackendUnavailable("compose backend: missing " + "; ".join(missing))
+        if self._active:
+            raise BackendUnavailable("compose runs one lab at a time (fixed addresses): "
+                                     "use -j 1")
+        self._active.add(id(self))
+        self._pki, self._events = pki, events
+        self._started = True
+        try:
+            self.docker = await asyncio.to_thread(cd.client)
+            running = await asyncio.to_thread(
+                lambda: {s: cd.container(self.docker, s) for s in LAB_SERVICES})
+            self.reused = all(running.values())
+            if self.reused:
+                dns = running["dns"]
+                self.run_dir = cd.run_dir_of(dns) or self.run_dir
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            os.chmod(self.run_dir, 0o711)
+            pki.export(self.run_dir / "pki")
+            self.inject_dir.mkdir(exist_ok=True)
+            if not self.reused:
+                if any(running.values()):  # a partial lab (a crash): start from nothing
+                    await remove_project()
+                await self._compose_up()
+            clients = {s: ControlClient(self.run_dir / f"{s}.sock") for s in LAB_SERVICES}
+            await self._ready(clients, ca_fingerprint(pki), reload=self.reused)
+            self.services = ComposeServices(clients)
+            await self.services.reset()
+            extra = os.environ.get("MTASTS_LAB_COMPOSE_SENDER")
+            if extra:  # a sender container for generic senders (`command`) to run in
+                await self._sender_up(extra, ca_fingerprint(pki))
+            self._pumps = [asyncio.ensure_future(self._pump(s, c)) for s, c in clients.items()]
+        except BaseException:
+            await self.down()
+            raise
+        self.topology = Topology(
+            dns=DNS_ADDR, policy=POLICY_ADDR, mx_fronts=FRONTS, mx_backs=BACKS,
+            attacker=ATTACKER_ADDR, dns_port=53, smtp_port=25, https_port=443,
+            extra={"compose_project": cd.PROJECT, "compose_file": str(cd.COMPOSE_FILE),
+                   "run_dir": str(self.run_dir), "docker_host": cd.docker_host(),
+                   "subnet": cd.SUBNET, **{f"sender_{k}": v for k, v in SENDER_ADDRS.items()}},
+        )
+        self.bringup_s = time.monotonic() - started
+        events.emit(RUNNER, "backend-up", {"backend": self.name, "reused": self.reused,
+                                           "bringup_s": round(self.bringup_s, 4)})
+        return self.topology
+
+    @property
+    def inject_dir(self) -> Path:
+        return self.run_dir / "inject"
+
+    async def _compose_up(self) -> None:
+        # Old sockets would answer for nothing: the services make new ones when ready.
+        for service in LAB_SERVICES:
+            with contextlib.suppress(FileNotFoundError):
+                (self.run_dir / f"{service}.sock").unlink()
+        await cd.compose(self.run_dir, "up", "-d", "--no-build", "--remove-orphans",
+                         *LAB_SERVICES)
+
+    async def _ready(self, clients: Mapping[str, ControlClient], ca: str, reload: bool) -> None:
+        """Wait until every service answers with this run's CA (reused ones reload it)."""
+        deadline = time.monotonic() + READY_TIMEOUT_S
+
+        async def one(service: str, client: ControlClient) -> None:
+            if not reload:
+                await self._wait_log(service, "lab.control:", deadline)
+            else:
+                await client.request("POST", "/pki")
+            health = await client.health()
+            if health["ca"] != ca:
+                raise BackendUnavailable(f"compose: {service} uses another CA than this run's")
+
+        await asyncio.gather(*(one(s, c) for s, c in clients.items()))
+
+    async def _wait_log(self, service: str, marker: str, deadline: float) -> None:
+        """Wait for a container's ready line in its log (event-driven, with a deadline)."""
+        ctr = await asyncio.to_thread(cd.container, self.docker, service)
+        if ctr is None:
+            raise BackendUnavailable(f"compose: no running container for {service}")
+        seen = asyncio.Event()
+
+        def on_line(line: str) -> None:
+            if marker in line:
+                seen.set()
+
+        follower = cd.LogFollower(ctr, on_line, since=0)
+        await asyncio.to_thread(follower.start)
+        try:
+            await asyncio.wait_for(seen.wait(), max(0.1, deadline - time.monotonic()))
+        except TimeoutError:
+            state = await asyncio.to_thread(lambda: (ctr.reload(), ctr.status)[1])
+            logs = await asyncio.to_thread(lambda: ctr.logs(tail=20).decode(errors="replace"))
+            raise BackendUnavailable(f"compose: {service} not ready within "
+                                     f"{READY_TIMEOUT_S:.0f} s (status {state}): {logs}") from None
+        finally:
+            await follower.stop()
+
+    async def _sender_up(self, service: str, ca: str) -> None:
+        """Start (or SIGHUP) a sender service; wait for its agent's ready line with this CA."""
+        from lab.senders.compose_mta import READY
+
+        ctr = await asyncio.to_thread(cd.container, self.docker, service)
+        if ctr is None:
+            await cd.compose(self.run_dir, "--profile", "exim", "up", "-d", "--no-build",
+                             service)
+        else:
+            await asyncio.to_thread(ctr.kill, "SIGHUP")
+        await self._wait_log(service, READY + ca, time.monotonic() + READY_TIMEOUT_S)
+
+    async def _pump(self, service: str, client: ControlClient) -> None:
+        """Long-poll one service's events into the runner's event log."""
+        assert self._events is not None
+        since = (await client.request("GET", "/events?since=0&wait=0"))["next"]
+        while True:
+            try:
+                batch = await client.events(since, POLL_WAIT_S)
+            except ControlError as exc:
+                self._events.emit(RUNNER, "backend-error", {"service": service,
+                                                            "error": str(exc)})
+                return
+            for event in batch["events"]:
+                self._events.emit(event["source"], event["kind"],
+                                  {**event["data"], "container": service})
+            since = batch["next"]
+
+    # -- senders ----------------------------------------------------------------------------
+
+    def sender_env(self, workdir: Path) -> SenderEnv:
+        assert self._pki is not None and self._events is not None, "up() first"
+        service = os.environ.get("MTASTS_LAB_COMPOSE_SENDER", "postfix")
+        # Under the run directory, which sender containers also mount at its host path: a
+        # file an adapter writes there is at the same path for the programs it runs there.
+        shared = self.run_dir / "work" / workdir.name
+        shared.mkdir(parents=True, exist_ok=True)
+        return SenderEnv(
+            dns=(DNS_ADDR, 53), smtp_port=25, https_port=443,
+            ca_file=self._pki.ca_file, workdir=shared, emit=self._events.emit,
+            topology=self.topology, backend=self.name,
+            # programs run in the sender's container (adapters use the Docker SDK directly)
+            exec_prefix=(os.environ.get("MTASTS_LAB_DOCKER_CLIENT", "/usr/bin/docker"),
+                         "-H", cd.docker_host(), "exec", "-i",
+                         f"{cd.PROJECT}_{service}_1"),
+        )
+
+    # -- down -------------------------------------------------------------------------------
+
+    async def down(self) -> None:
+        """Stop the pumps; remove the project's containers and network unless kept.
+        Idempotent."""
+        pumps, self._pumps = self._pumps, []
+        for task in pumps:
+            task.cancel()
+        if pumps:
+            await asyncio.wait(pumps, timeout=5)
+        if not self._started:
+            return
+        self._started = False
+        self._active.discard(id(self))
+        try:
+            if not self.keep:
+                await cd.compose(self.run_dir, "--profile", "exim", "down", "-v",
+                                 "--remove-orphans", "-t", "5")
+                # the run's CA keys and messages go with the lab (a kept lab keeps them)
+                for sub in ("pki", "inject", "work"):
+                    shutil.rmtree(self.run_dir / sub, ignore_errors=True)
+        finally:
+            if self.docker is not None:
+                await asyncio.to_thread(self.docker.close)
+                self.docker = None
+
+
+async def remove_project() -> str:
+    """Remove every container and network of the lab's compose project (``mtasts-lab down``)."""
+    return await cd.compose(cd.RUN_DIR, "--profile", "exim", "down", "-v", "--remove-orphans",
+                            "-t", "5")

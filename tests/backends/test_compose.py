@@ -1,0 +1,120 @@
+"""The compose backend against a real Docker daemon (marked ``compose``).
+
+Skips, with the reason, when no daemon answers (``scripts/docker-daemon start``) or the
+images are missing (``scripts/build-images``). Every test removes what it brought up, also
+when it fails (the backend's ``down`` runs in the runner's ``finally``; the fixture checks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lab.backends import compose_docker as cd
+from lab.backends.compose import DNS_ADDR, FRONTS, ComposeBackend
+from lab.events import EventLog
+from lab.pki import LabPKI
+from lab.runner import RunOptions, run_catalogue
+from lab.scenario import select
+
+pytestmark = pytest.mark.compose
+
+
+def _docker_or_skip() -> Any:
+    try:
+        docker = cd.client()
+    except cd.DockerUnavailable as exc:
+        pytest.skip(str(exc))
+    missing = ComposeBackend.check()
+    if missing:
+        docker.close()
+        pytest.skip("compose backend: " + "; ".join(missing))
+    return docker
+
+
+@pytest.fixture
+def docker() -> Iterator[Any]:
+    client = _docker_or_skip()
+    if cd.containers(client, running=False):
+        client.close()
+        pytest.skip(f"compose project {cd.PROJECT} is in use (mtasts-lab down, or "
+                    "MTASTS_LAB_COMPOSE_PROJECT)")
+    try:
+        yield client
+    finally:
+        left = cd.containers(client, running=False)
+        if left:  # a failed test must not leave the lab behind
+            asyncio.run(cd.compose(cd.RUN_DIR, "--profile", "exim", "down", "-v",
+                                   "--remove-orphans", "-t", "2"))
+        client.close()
+        assert not left, f"containers left behind: {[c.name for c in left]}"
+
+
+def test_up_is_isolated_and_down_removes_everything(docker: Any, tmp_path: Path) -> None:
+    async def main() -> None:
+        backend = ComposeBackend()
+        events = EventLog()
+        try:
+            topology = await backend.up(tmp_path, LabPKI(tmp_path / "pki"), events)
+            assert topology.dns == DNS_ADDR and topology.mx_fronts == FRONTS
+            dns = cd.container(docker, "dns")
+            assert dns is not None
+            net = docker.networks.get(f"{cd.PROJECT}_lab")
+            assert net.attrs["Internal"] is True
+            assert net.attrs["Options"]["com.docker.network.bridge.inhibit_ipv4"] == "true"
+            assert net.attrs["IPAM"]["Config"][0]["Subnet"] == cd.SUBNET
+            for ctr in cd.containers(docker):
+                settings = ctr.attrs["HostConfig"]
+                assert settings["NetworkMode"] != "host"
+                assert not ctr.attrs["NetworkSettings"]["Ports"], ctr.name
+            # no way out: the gateway address does not exist, nor does anything beyond it
+            probe = ("import socket\n"
+                     "for a in [('10.254.0.1', 53), ('192.0.2.1', 25)]:\n"
+                     "    s = socket.socket(); s.settimeout(1.5)\n"
+                     "    try: s.connect(a); print('OPEN', a)\n"
+                     "    except OSError as e: print('closed', a, e)\n"
+                     "s = socket.socket(); s.settimeout(2); s.connect(('10.254.0.11', 25))\n"
+                     "print('lab', s.recv(100)[:3])\n")
+            result = await cd.exec_in(dns, ["python", "-c", probe])
+            assert "OPEN" not in result.output and "lab b'220'" in result.output, result.output
+        finally:
+            await backend.down()
+        assert not cd.containers(docker, running=False)
+        assert f"{cd.PROJECT}_lab" not in [n.name for n in docker.networks.list()]
+
+    asyncio.run(main())
+
+
+def _verdicts(records: list[Any]) -> dict[tuple[str, str], tuple[str, str | None]]:
+    return {(r.scenario, r.phase): (r.verdict, r.observed) for r in records}
+
+
+def test_postfix_on_compose_gives_the_netns_verdicts(docker: Any, tmp_path: Path) -> None:
+    """Postfix in its container: the baseline passes, a stripped STARTTLS under enforce is
+    refused by Postfix itself (its own status), a forged certificate likewise."""
+    try:
+        docker.images.get(cd.SENDER_IMAGES["postfix"])
+    except Exception:
+        pytest.skip(f"image {cd.SENDER_IMAGES['postfix']} (scripts/build-images)")
+    scenarios = select(["baseline/enforce-valid-tls", "starttls/strip-starttls-enforce",
+                        "certificates/swap-certificate-self-signed-enforce"])
+    records = asyncio.run(run_catalogue(scenarios, RunOptions(
+        backend="compose", senders=("postfix",), run_dir=tmp_path / "run")))
+    got = _verdicts(records)
+    assert got == {
+        ("baseline/enforce-valid-tls", "phase1"): ("pass", "delivered-tls"),
+        ("starttls/strip-starttls-enforce", "baseline"): ("pass", "delivered-tls"),
+        ("starttls/strip-starttls-enforce", "phase1"): ("pass", "not-delivered"),
+        ("certificates/swap-certificate-self-signed-enforce", "baseline"):
+            ("pass", "delivered-tls"),
+        ("certificates/swap-certificate-self-signed-enforce", "phase1"):
+            ("pass", "not-delivered"),
+    }, json.dumps([r.as_dict(evidence=False) for r in records], indent=1)
+    refused = [r for r in records if r.observed == "not-delivered"]
+    assert all(r.status == "deferred" and r.reason for r in refused)
+    assert all(r.verdict_delay_ms is not None and r.verdict_delay_ms < 1000 for r in refused)

@@ -1,0 +1,63 @@
+"""The compose senders' pure parts (no Docker): Exim's log, the agent's reset snippets."""
+
+from __future__ import annotations
+
+from lab.senders.base import BOUNCED, DEFERRED, SENT
+from lab.senders.compose_mta import RESET_SNIPPET
+from lab.senders.exim import EximLog, exim_config
+
+MID = "<269f95381be64a55bed42a742ba0af14@sender.test>"
+RECEIVED = ("2026-11-29 07:57:56 1xXZnI-00000Z-0v <= probe@sender.test U=root P=local S=532 "
+            "id=269f95381be64a55bed42a742ba0af14@sender.test for user@victim.test")
+TLS_NOISE = ("2026-11-29 07:57:56 1xXZnI-00000Z-0v H=mx1.victim.test [10.254.0.11] TLS error "
+             "on connection (recv): The TLS connection was non-properly terminated.")
+DELIVERED = ("2026-11-29 07:57:56 1xXZnI-00000Z-0v => user@victim.test R=dnslookup "
+             "T=remote_smtp H=mx1.victim.test [10.254.0.11]:25 X=TLS1.3:ECDHE_SECP256R1__"
+             "ECDSA_SECP256R1_SHA256__AES_256_GCM:256 CV=yes DN=\"O=trustme\" "
+             "C=\"250 2.0.0 OK: queued by mtasts-lab sink\" DT=0s")
+
+
+def test_exim_log_ties_message_id_and_reports_the_first_decision() -> None:
+    log = EximLog()
+    log.expect(MID)
+    assert log.feed(RECEIVED) == (MID, None)
+    assert log.feed(TLS_NOISE) == (MID, None)
+    mid, status = log.feed(DELIVERED)
+    assert mid == MID and status is not None
+    assert (status.status, status.mx, status.queue_id) == (SENT, "mx1.victim.test",
+                                                           "1xXZnI-00000Z-0v")
+    assert log.feed(DELIVERED.replace("=>", "==")) == (MID, None)  # decided already
+
+
+def test_exim_log_deferred_and_bounced_keep_the_reason() -> None:
+    log = EximLog()
+    log.expect(MID)
+    log.feed(RECEIVED)
+    _, deferred = log.feed("2026-11-29 07:57:56 1xXZnI-00000Z-0v == user@victim.test "
+                           "R=dnslookup T=remote_smtp defer (-53): retry time not reached")
+    assert deferred is not None and deferred.status == DEFERRED
+    assert deferred.reason == "retry time not reached"
+    other = EximLog()
+    other.expect(MID)
+    other.feed(RECEIVED)
+    _, bounced = other.feed("2026-11-29 07:57:56 1xXZnI-00000Z-0v ** user@victim.test: "
+                            "Unrouteable address")
+    assert bounced is not None and bounced.status == BOUNCED
+
+
+def test_exim_log_ignores_messages_it_was_not_told_about() -> None:
+    log = EximLog()
+    assert log.feed(RECEIVED) == (None, None)
+    assert log.feed(DELIVERED) == (None, None)
+
+
+def test_exim_config_trusts_the_lab_ca_and_tries_verification() -> None:
+    text = exim_config()
+    assert "tls_verify_certificates = /etc/exim4/lab-ca.pem" in text
+    assert "tls_try_verify_hosts = *" in text
+    assert "hosts_require_tls" not in text  # opportunistic: the negative control
+
+
+def test_reset_snippets_compile() -> None:
+    for mta, code in RESET_SNIPPET.items():
+        compile(code, f"<reset {mta}>", "exec")

@@ -1,0 +1,170 @@
+"""The control API without Docker: services and their control sockets in this process."""
+
+from __future__ import annotations
+
+import asyncio
+import smtplib
+import time
+from pathlib import Path
+
+import dnslib
+import pytest
+
+from lab import attacks
+from lab.attacks.base import Attack
+from lab.backends.services import MxSetup
+from lab.control import (
+    ControlClient,
+    ControlError,
+    ControlServer,
+    attack_from_json,
+    attack_to_json,
+    ca_fingerprint,
+    ensure_pki,
+    mx_to_json,
+    policy_from_json,
+    policy_to_json,
+)
+from lab.pki import CertKind, LabPKI
+from lab.policy_host.response import PolicyResponse
+from lab.world import Domain, Policy, Topology, World, build_zone
+
+attacks.load_all()
+
+
+def test_attack_round_trip() -> None:
+    for name, cls in Attack.registry.items():
+        attack = cls()
+        back = attack_from_json(attack_to_json(attack))
+        assert back == attack, name
+    swap = Attack.registry.get("swap-certificate")(certificate=CertKind.EXPIRED)  # type: ignore[call-arg]
+    data = attack_to_json(swap)
+    assert data == {"name": "swap-certificate", "options": {**data["options"],
+                                                            "certificate": "expired"}}
+    assert attack_from_json(data) == swap
+
+
+def test_policy_round_trip() -> None:
+    response = PolicyResponse(status=301, reason="Moved", content_type=None, body=b"\x00x\xff",
+                              headers=(("Location", "https://x.test/"),),
+                              cert=CertKind.ROGUE_CA, trickle_bytes_per_s=10.0,
+                              reachable=False, applied=("a",))
+    assert policy_from_json(policy_to_json(response)) == response
+
+
+def test_ensure_pki_makes_once_then_loads(tmp_path: Path) -> None:
+    a = ensure_pki(tmp_path / "state", tmp_path / "a")
+    b = ensure_pki(tmp_path / "state", tmp_path / "b")
+    assert ca_fingerprint(a) == ca_fingerprint(b)
+    assert oct((tmp_path / "state" / "pki" / "lab-ca.key").stat().st_mode & 0o777) == "0o600"
+    runner = LabPKI(tmp_path / "runner")
+    runner.export(tmp_path / "state" / "pki")
+    a.reload(tmp_path / "state" / "pki")
+    assert ca_fingerprint(a) == ca_fingerprint(runner)
+
+
+async def _lab(tmp_path: Path) -> tuple[list[ControlServer], dict[str, ControlClient], LabPKI]:
+    state = tmp_path / "state"
+    runner_pki = LabPKI(tmp_path / "runner")
+    runner_pki.export(state / "pki")
+    servers: list[ControlServer] = []
+    clients: dict[str, ControlClient] = {}
+
+    async def add(role: str, **kw: object) -> ControlServer:
+        pki = LabPKI.load(state / "pki", tmp_path / f"leaves-{role}")
+        server = ControlServer(role, pki, state, bind="127.0.0.1", port=0, **kw)  # type: ignore[arg-type]
+        await server.start()
+        await server.serve_control(state / f"{server.label}.sock")
+        servers.append(server)
+        clients[server.label] = ControlClient(state / f"{server.label}.sock")
+        return server
+
+    await add("dns")
+    await add("policy")
+    mx = await add("mx")
+    assert mx.address is not None
+    await add("mitm", upstream=mx.address)
+    return servers, clients, runner_pki
+
+
+def test_control_protocol_end_to_end(tmp_path: Path) -> None:
+    async def main() -> None:
+        servers, clients, runner_pki = await _lab(tmp_path)
+        by = {s.label: s for s in servers}
+        try:
+            health = await clients["dns"].health()
+            assert health["role"] == "dns" and health["ca"] == ca_fingerprint(runner_pki)
+            # a long-poll with nothing to say waits about as long as asked, no longer
+            t0 = time.monotonic()
+            empty = await clients["dns"].events(0, 0.2)
+            assert empty["events"] == [] and 0.15 < time.monotonic() - t0 < 2
+            # the world, as the runner sends it
+            world = World((Domain("victim.test", ("mx1.victim.test",),
+                                  Policy("enforce", ("mx1.victim.test",))),))
+            topo = Topology(dns="127.0.0.1", policy="127.0.0.3", mx_fronts=("127.0.0.11",),
+                            mx_backs=("127.0.0.21",), attacker="127.0.0.30")
+            zone = build_zone(world, topo)
+            await asyncio.to_thread(clients["dns"].call, "POST", "/world", {"zone": zone.to_text()})
+            await clients["policy"].request("POST", "/world", {"policies": {
+                "victim.test": policy_to_json(PolicyResponse(body=b"version: STSv1\n"))}})
+            strip = Attack.registry.get("strip-starttls")()
+            mx_world = {"mx": mx_to_json([MxSetup("mx1.victim.test", (strip,))],  # type: ignore[arg-type]
+                                         ["victim.test"])}
+            for label in ("mitm0", "mx0"):
+                reply = await clients[label].request("POST", "/world", mx_world)
+                assert reply["applied"] == ["mx"]
+            # the long-poll answers as soon as an event is there
+            dns = by["dns"]
+            assert dns.address is not None
+            waiter = asyncio.ensure_future(clients["dns"].events(0, 20))
+            query = dnslib.DNSRecord.question("mx1.victim.test", "A")
+            t0 = time.monotonic()
+            answer = dnslib.DNSRecord.parse(await asyncio.to_thread(
+                query.send, dns.address[0], dns.address[1], False, 5))
+            assert str(answer.rr[0].rdata) == "127.0.0.11"
+            got = await waiter
+            assert time.monotonic() - t0 < 2
+            assert [(e["source"], e["kind"]) for e in got["events"]] == [("dns", "query")]
+            assert got["next"] == 1
+            # SMTP through the proxy (STARTTLS stripped) to the sink
+            mitm = by["mitm0"]
+            assert mitm.address is not None
+
+            def send() -> bool:
+                with smtplib.SMTP(mitm.address[0], mitm.address[1], timeout=10) as smtp:
+                    smtp.ehlo("sender.test")
+                    offered = smtp.has_extn("starttls")
+                    smtp.sendmail("probe@sender.test", ["postmaster@victim.test"],
+                                  b"Message-ID: <m1@sender.test>\r\nSubject: x\r\n\r\nhi\r\n")
+                    return offered
+
+            assert await asyncio.to_thread(send) is False
+            seen: list[tuple[str, str]] = []
+            since = 0
+            deadline = time.monotonic() + 10
+            while ("sink", "message") not in seen and time.monotonic() < deadline:
+                batch = await clients["mx0"].events(since, 5)
+                since = batch["next"]
+                seen += [(e["source"], e["kind"]) for e in batch["events"]]
+            assert ("sink", "message") in seen
+            proxy_events = (await clients["mitm0"].events(0, 0))["events"]
+            fired = [e for e in proxy_events if e["kind"] == "fired"
+                     or e["data"].get("attack") == "strip-starttls"]
+            assert fired, proxy_events
+            # a new PKI: every service reloads and reports the new CA
+            new = LabPKI(tmp_path / "runner2")
+            new.export(tmp_path / "state" / "pki")
+            for client in clients.values():
+                assert (await client.request("POST", "/pki"))["ca"] == ca_fingerprint(new)
+            await clients["mx0"].request("POST", "/reset")
+            with pytest.raises(ControlError, match="404"):
+                await clients["dns"].request("GET", "/nothing")
+            with pytest.raises(ControlError, match="400"):
+                await clients["dns"].request("POST", "/world", [1, 2])
+        finally:
+            for server in servers:
+                await server.close()
+        with pytest.raises(ControlError):
+            ControlClient(tmp_path / "state" / "dns.sock", timeout=1).call("GET", "/health")
+
+    asyncio.run(main())
