@@ -24,7 +24,8 @@ def describe(scenario: Scenario, phase: Phase, backend: Backend, run_dir: Path,
     lines = [
         f"Serving {scenario.id} [{phase.name}] on the {backend.name} backend.",
         f"  DNS server       {env.dns[0]} port {env.dns[1]} (UDP and TCP)",
-        f"  lab CA to trust  {ca_file}",
+        f"  lab CA to trust  {ca_file}"
+        + (f" (inside the lab's network: {env.ca_file})" if env.ca_file != ca_file else ""),
         f"  SMTP port        {t.smtp_port}   policy host HTTPS port {t.https_port}",
     ]
     for domain in phase.world.domains:

@@ -288,7 +288,9 @@ class ComposeBackend(Backend):
         shared.mkdir(parents=True, exist_ok=True)
         return SenderEnv(
             dns=(DNS_ADDR, 53), smtp_port=25, https_port=443,
-            ca_file=self._pki.ca_file, workdir=shared, emit=self._events.emit,
+            # the exported copy: the same path on the host and in the sender containers
+            ca_file=self.run_dir / "pki" / self._pki.ca_file.name, workdir=shared,
+            emit=self._events.emit,
             topology=self.topology, backend=self.name,
             # programs run in the sender's container (adapters use the Docker SDK directly)
             exec_prefix=(os.environ.get("MTASTS_LAB_DOCKER_CLIENT", "/usr/bin/docker"),
