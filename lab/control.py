@@ -58,6 +58,7 @@ from fake_dns.zone import Zone
 from lab import attacks as attack_plugins
 from lab.attacks.base import Attack, SmtpAttack
 from lab.backends.services import MxSetup
+from lab.backends.sockets import bound_socket
 from lab.events import DNS, Event
 from lab.pki import CertKind, LabPKI
 from lab.policy_host.response import PolicyResponse
@@ -280,21 +281,6 @@ class ControlClient:
 # ---------------------------------------------------------------- the service side
 
 
-def _bind(kind: socket.SocketKind, host: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, kind)
-    try:
-        if kind == socket.SOCK_STREAM:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        if kind == socket.SOCK_STREAM:
-            sock.listen(128)
-        sock.setblocking(False)
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
 def ensure_pki(state: Path, leaf_dir: Path) -> LabPKI:
     """Load the CAs the runner exported to ``<state>/pki``; make them when there are none
     (one maker under a lock, the other containers wait on the lock and load)."""
@@ -378,10 +364,10 @@ class ControlServer:
     async def start(self) -> None:
         if self.role == "dns":
             for _ in range(20):  # port 0: the same free port for UDP and TCP
-                udp = _bind(socket.SOCK_DGRAM, self.bind, self.port)
+                udp = bound_socket(socket.SOCK_DGRAM, self.bind, self.port)
                 port = udp.getsockname()[1]
                 try:
-                    tcp = _bind(socket.SOCK_STREAM, self.bind, port)
+                    tcp = bound_socket(socket.SOCK_STREAM, self.bind, port)
                     break
                 except OSError:
                     udp.close()
@@ -393,7 +379,7 @@ class ControlServer:
             await self.dns.start(udp, tcp)
             self.address = (self.bind, port)
             return
-        sock = _bind(socket.SOCK_STREAM, self.bind, self.port)
+        sock = bound_socket(socket.SOCK_STREAM, self.bind, self.port)
         self.address = sock.getsockname()[:2]
         if self.role == "policy":
             self.policy = PolicyHost(self.pki, self.emit)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from lab import backends, senders
-from lab.attacks.base import DnsAttack, PolicyAttack, SmtpAttack
+from lab.attacks.base import Attack, DnsAttack, PolicyAttack, SmtpAttack
 from lab.backends.base import Backend
 from lab.backends.services import MxSetup
 from lab.events import RUNNER, EventLog
@@ -117,8 +117,15 @@ def sender_kwargs(cls: type[Sender], options: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in options.items() if k in accepted and k != "self"}
 
 
-def scenario_missing(scenario: Scenario) -> list[str]:
-    return [m for p in scenario.phases for a in p.attacks for m in a.missing()]
+def attacks_missing(attacks: Sequence[Attack], backend: Backend) -> list[str]:
+    """Why these attacks cannot run here: an optional module, or the backend."""
+    out = [m for a in attacks for m in a.missing()]
+    return out + [f"{a.name}: {backend.unsupported_attacks[a.name]}" for a in attacks
+                  if a.name in backend.unsupported_attacks]
+
+
+def scenario_missing(scenario: Scenario, backend: Backend) -> list[str]:
+    return [m for p in scenario.phases for m in attacks_missing(p.attacks, backend)]
 
 
 def attacker_hosts(world: World, attacks: Sequence[Any]) -> list[str]:
@@ -193,9 +200,10 @@ class Runner:
     async def _phase(self, backend: Backend, topology: Topology, sender: Sender,
                      scenario: Scenario, phase: Phase, baseline_ok: bool | None) -> Record:
         started = time.monotonic()
-        missing = [m for a in phase.attacks for m in a.missing()]
-        if missing or (phase.name == "baseline" and scenario_missing(scenario)):
-            return self._skip(sender, scenario, phase, missing or scenario_missing(scenario))
+        missing = scenario_missing(scenario, backend) if phase.name == "baseline" else \
+            attacks_missing(phase.attacks, backend)
+        if missing:
+            return self._skip(sender, scenario, phase, missing)
         message = OutgoingMessage.probe(phase.rcpt, scenario.id, phase.name)
         known = scenario.known_failures.get(sender.name) if phase.is_attack else None
         mark = self.events.mark()

@@ -25,6 +25,8 @@ class BackendUnavailable(Exception):
 class Backend(Registered):
     registry: ClassVar[Registry[Backend]] = Registry("backend")
     needs_root: ClassVar[bool] = False
+    unsupported_attacks: ClassVar[dict[str, str]] = {}
+    """Attacks this backend cannot run, with the reason: their phases are ``skipped``."""
 
     topology: Topology
     services: LabServices

@@ -88,6 +88,10 @@ class ComposeServices(LabServices):
 
 class ComposeBackend(Backend):
     name = "compose"
+    unsupported_attacks = {
+        "policy-mitm": "the compose lab's policy container does not ship mitmproxy (an "
+                       "optional extra); run this scenario on the loopback or netns backend",
+    }
     summary = ("every lab host a Docker container from compose.yaml on an internal network "
                "(10.254.0.0/24, no route out); real ports 25/53/443; needs a Docker daemon")
 
@@ -124,7 +128,8 @@ class ComposeBackend(Backend):
             except Exception:
                 missing.append(f"image {image} (scripts/build-images)")
         if not cd.COMPOSE_FILE.exists():
-            missing.append(f"{cd.COMPOSE_FILE}")
+            missing.append(f"compose.yaml not found ({cd.COMPOSE_FILE}): run from the "
+                           "mtasts-lab source tree or set MTASTS_LAB_COMPOSE_FILE")
         docker.close()
         return missing
 
@@ -294,9 +299,14 @@ class ComposeBackend(Backend):
             topology=self.topology, backend=self.name,
             # programs run in the sender's container (adapters use the Docker SDK directly)
             exec_prefix=(os.environ.get("MTASTS_LAB_DOCKER_CLIENT", "/usr/bin/docker"),
-                         "-H", cd.docker_host(), "exec", "-i",
-                         f"{cd.PROJECT}_{service}_1"),
+                         "-H", cd.docker_host(), "exec", "-i", self._container_name(service)),
         )
+
+    def _container_name(self, service: str) -> str:
+        """The service's container, found by its compose labels (compose v1 names it
+        ``project_service_1``, v2 ``project-service-1``)."""
+        found = cd.container(self.docker, service) if self.docker is not None else None
+        return str(found.name) if found is not None else f"{cd.PROJECT}_{service}_1"
 
     # -- down -------------------------------------------------------------------------------
 

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import importlib
 import os
+import shlex
 import shutil
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -26,7 +29,22 @@ from typing import Any
 PRIVATE_SOCKET = "/var/lib/mtasts-lab-docker/docker.sock"
 PROJECT = os.environ.get("MTASTS_LAB_COMPOSE_PROJECT", "mtasts-lab")
 ROOT = Path(__file__).resolve().parents[2]
-COMPOSE_FILE = Path(os.environ.get("MTASTS_LAB_COMPOSE_FILE", ROOT / "compose.yaml"))
+
+
+def _find_compose_file() -> Path:
+    """``$MTASTS_LAB_COMPOSE_FILE``, else the source tree this package runs from, else the
+    current folder (an installed package has no compose.yaml of its own: the images and the
+    file come with the source tree)."""
+    explicit = os.environ.get("MTASTS_LAB_COMPOSE_FILE")
+    if explicit:
+        return Path(explicit)
+    for candidate in (ROOT / "compose.yaml", Path.cwd() / "compose.yaml"):
+        if candidate.is_file():
+            return candidate
+    return ROOT / "compose.yaml"
+
+
+COMPOSE_FILE = _find_compose_file()
 RUN_DIR = Path(os.environ.get("MTASTS_LAB_RUN_DIR", "/run/mtasts-lab-compose"))
 SUBNET = "10.254.0.0/24"
 LAB_IMAGE = "mtasts-lab/lab:latest"
@@ -72,10 +90,32 @@ def client() -> Any:
 
 
 def compose_command() -> list[str]:
-    exe = os.environ.get("MTASTS_LAB_DOCKER_COMPOSE") or shutil.which("docker-compose")
-    if exe is None:
-        raise DockerUnavailable("docker-compose not found (apt-get install docker-compose)")
-    return [exe, "-p", PROJECT, "-f", str(COMPOSE_FILE)]
+    """``docker compose`` (v2) where the docker CLI has the plugin, else ``docker-compose``
+    (v1, Debian 12's package); ``MTASTS_LAB_DOCKER_COMPOSE`` names either explicitly."""
+    explicit = os.environ.get("MTASTS_LAB_DOCKER_COMPOSE")
+    if explicit:
+        base = shlex.split(explicit)
+    elif _has_compose_v2():
+        base = [str(shutil.which("docker")), "compose"]
+    elif shutil.which("docker-compose"):
+        base = [str(shutil.which("docker-compose"))]
+    else:
+        raise DockerUnavailable("neither docker compose (v2) nor docker-compose (v1) found "
+                                "(apt-get install docker-compose)")
+    return [*base, "-p", PROJECT, "-f", str(COMPOSE_FILE)]
+
+
+@functools.cache
+def _has_compose_v2() -> bool:
+    docker = shutil.which("docker")
+    if docker is None:
+        return False
+    try:
+        probe = subprocess.run([docker, "compose", "version"], capture_output=True,
+                               timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return probe.returncode == 0
 
 
 def compose_env(run_dir: Path) -> dict[str, str]:

@@ -217,19 +217,11 @@ for d in ("input", "msglog", "db"):
 
 def _reset_postfix() -> int:
     """Empty the queue and the resolver's policy cache (between scenarios)."""
-    import sqlite3
     import subprocess
 
-    db = POSTFIX_INSTANCE / "resolver" / "cache.db"
-    if db.exists():
-        con = sqlite3.connect(db, timeout=5)
-        try:
-            with con:
-                for table in ("sts_policy_cache", "proactive_fetch_ts"):
-                    with contextlib.suppress(sqlite3.OperationalError):
-                        con.execute(f"DELETE FROM {table}")
-        finally:
-            con.close()
+    from lab.senders.postfix import flush_resolver_cache
+
+    flush_resolver_cache(POSTFIX_INSTANCE / "resolver" / "cache.db")
     return subprocess.call(["postsuper", "-c", str(POSTFIX_INSTANCE / "etc"), "-d", "ALL"],
                            stderr=subprocess.DEVNULL)
 

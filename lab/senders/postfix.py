@@ -115,6 +115,20 @@ def main_cf(inst: Path, ca_file: Path) -> dict[str, str]:
     }
 
 
+def flush_resolver_cache(db: Path) -> None:
+    """Empty postfix-mta-sts-resolver's live sqlite cache (it keeps running)."""
+    if not db.exists():
+        return
+    con = sqlite3.connect(db, timeout=5)
+    try:
+        with con:
+            for table in ("sts_policy_cache", "proactive_fetch_ts"):
+                with contextlib.suppress(sqlite3.OperationalError):
+                    con.execute(f"DELETE FROM {table}")
+    finally:
+        con.close()
+
+
 def resolver_yaml(cache: str, cache_file: Path) -> str:
     if cache == "sqlite":
         cache_block = f"  type: sqlite\n  options:\n    filename: \"{cache_file}\"\n"
@@ -404,21 +418,7 @@ class PostfixSender(Sender):
 
     async def _flush_sqlite(self) -> None:
         assert self.inst is not None
-        db = self.inst / "resolver" / "cache.db"
-
-        def delete() -> None:
-            if not db.exists():
-                return
-            con = sqlite3.connect(db, timeout=5)
-            try:
-                with con:
-                    for table in ("sts_policy_cache", "proactive_fetch_ts"):
-                        with contextlib.suppress(sqlite3.OperationalError):
-                            con.execute(f"DELETE FROM {table}")
-            finally:
-                con.close()
-
-        await asyncio.to_thread(delete)
+        await asyncio.to_thread(flush_resolver_cache, self.inst / "resolver" / "cache.db")
 
     async def _restart_resolver(self) -> None:
         proc = self._resolver
