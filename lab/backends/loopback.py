@@ -25,10 +25,6 @@ DNS_HOST, POLICY_HOST, ATTACKER_HOST = 2, 3, 30
 FRONT_BASE, BACK_BASE = 11, 21
 
 
-def _bind(kind: socket.SocketKind, address: str, port: int) -> socket.socket:
-    return bound_socket(kind, address, port)
-
-
 class LoopbackBackend(Backend):
     name = "loopback"
     summary = "one process on 127.x.y.z addresses and ephemeral ports; needs no privileges"
@@ -39,16 +35,15 @@ class LoopbackBackend(Backend):
         self._events: EventLog | None = None
         self._started = False
 
-    def _plan(self) -> tuple[str, ...]:
-        base = self._subnet or f"127.{random.randint(16, 250)}.{random.randint(1, 250)}"
-        return (base, )
+    def _pick_block(self) -> str:
+        """The given /24 of 127.0.0.0/8, or a random one (parallel runs do not collide)."""
+        return self._subnet or f"127.{random.randint(16, 250)}.{random.randint(1, 250)}"
 
     async def up(self, run_dir: Path, pki: LabPKI, events: EventLog) -> Topology:
         self._pki, self._events = pki, events
         for _ in range(20):
-            (base,) = self._plan()
             try:
-                sockets, topology = self._bind_all(base)
+                sockets, topology = self._bind_all(self._pick_block())
                 break
             except OSError as exc:
                 if exc.errno != errno.EADDRINUSE or self._subnet:
@@ -67,23 +62,23 @@ class LoopbackBackend(Backend):
 
         opened: list[socket.socket] = []
         try:
-            dns_udp = _bind(socket.SOCK_DGRAM, addr(DNS_HOST), 0)
+            dns_udp = bound_socket(socket.SOCK_DGRAM, addr(DNS_HOST), 0)
             opened.append(dns_udp)
             dns_port = dns_udp.getsockname()[1]
-            dns_tcp = _bind(socket.SOCK_STREAM, addr(DNS_HOST), dns_port)
+            dns_tcp = bound_socket(socket.SOCK_STREAM, addr(DNS_HOST), dns_port)
             opened.append(dns_tcp)
-            policy = _bind(socket.SOCK_STREAM, addr(POLICY_HOST), 0)
+            policy = bound_socket(socket.SOCK_STREAM, addr(POLICY_HOST), 0)
             opened.append(policy)
             https_port = policy.getsockname()[1]
-            fronts = [_bind(socket.SOCK_STREAM, addr(FRONT_BASE), 0)]
+            fronts = [bound_socket(socket.SOCK_STREAM, addr(FRONT_BASE), 0)]
             opened.append(fronts[0])
             smtp_port = fronts[0].getsockname()[1]
             for i in range(1, MAX_MX):
-                fronts.append(_bind(socket.SOCK_STREAM, addr(FRONT_BASE + i), smtp_port))
+                fronts.append(bound_socket(socket.SOCK_STREAM, addr(FRONT_BASE + i), smtp_port))
                 opened.append(fronts[-1])
             backs = []
             for i in range(MAX_MX):
-                backs.append(_bind(socket.SOCK_STREAM, addr(BACK_BASE + i), smtp_port))
+                backs.append(bound_socket(socket.SOCK_STREAM, addr(BACK_BASE + i), smtp_port))
                 opened.append(backs[-1])
         except OSError:
             for sock in opened:
