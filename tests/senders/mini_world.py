@@ -7,10 +7,12 @@ victim.test: MX 10 mx1.victim.test (127.0.0.2), policy host mta-sts.victim.test
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from lab.pki import CertKind, LabPKI
 from lab.senders.base import OutgoingMessage, Sender, SenderEnv
@@ -102,3 +104,20 @@ async def mini_world(tmp_path: Path) -> AsyncIterator[MiniWorld]:
         for server in (mx1, mx2, policy):
             await server.close()
         await dns.close()
+
+
+S = TypeVar("S", bound=Sender)
+
+
+def run_sender(tmp_path: Path, make: Callable[[], S],
+               body: Callable[[MiniWorld, S], Awaitable[None]]) -> None:
+    """Start a mini world and a sender in it, run ``body``, close both."""
+    async def main() -> None:
+        async with mini_world(tmp_path) as world:
+            sender = make()
+            await sender.start(world.env)
+            try:
+                await body(world, sender)
+            finally:
+                await sender.close()
+    asyncio.run(main())

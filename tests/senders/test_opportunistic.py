@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -14,22 +13,14 @@ from lab.senders.base import Sender
 from lab.senders.opportunistic import OpportunisticSender
 
 from .lab_servers import ScriptedMx
-from .mini_world import MX1, MX1_ADDR, MiniWorld, mini_world
+from .mini_world import MX1, MX1_ADDR, MiniWorld, run_sender
 
 pytestmark = pytest.mark.integration
 
 
 def run(tmp_path: Path, body: Callable[[MiniWorld, OpportunisticSender], Awaitable[None]]
         ) -> None:
-    async def main() -> None:
-        async with mini_world(tmp_path) as world:
-            sender = OpportunisticSender()
-            await sender.start(world.env)
-            try:
-                await body(world, sender)
-            finally:
-                await sender.close()
-    asyncio.run(main())
+    run_sender(tmp_path, OpportunisticSender, body)
 
 
 def test_registered_as_negative_control() -> None:

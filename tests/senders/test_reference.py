@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from lab.senders.base import Sender
 from lab.senders.reference import ReferenceSender
 
 from .lab_servers import HttpAnswer
-from .mini_world import DOMAIN, MX1, MX2, MiniWorld, mini_world, policy_text
+from .mini_world import DOMAIN, MX1, MX2, MiniWorld, policy_text, run_sender
 
 pytestmark = pytest.mark.integration
 
@@ -29,15 +28,7 @@ class Clock:
 
 def run(tmp_path: Path, body: Callable[[MiniWorld, ReferenceSender], Awaitable[None]],
         clock: Clock | None = None) -> None:
-    async def main() -> None:
-        async with mini_world(tmp_path) as world:
-            sender = ReferenceSender(clock) if clock else ReferenceSender()
-            await sender.start(world.env)
-            try:
-                await body(world, sender)
-            finally:
-                await sender.close()
-    asyncio.run(main())
+    run_sender(tmp_path, lambda: ReferenceSender(clock) if clock else ReferenceSender(), body)
 
 
 def test_registered_as_positive_control() -> None:
