@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from lab import backends, senders
+from lab import backends, report, senders
 from lab.backends.compose import ComposeBackend
 from lab.events import EventLog
 from lab.pki import LabPKI
@@ -102,6 +102,8 @@ def main() -> int:
                    f"{', '.join(f'{n} {v}' for v, n in sorted(verdicts.items()))}")
     print(f"compose bench ({os.environ.get('DOCKER_HOST', 'default daemon')}):")
     for line in figures:
+        print("  " + line)
+    for line in report.problems(records):
         print("  " + line)
     return exit_code(records)
 
