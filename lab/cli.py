@@ -19,6 +19,7 @@ from lab.runner import (
     Progress,
     Record,
     RunOptions,
+    cleanup_run_dirs,
     exit_code,
     quiet_tls_eof_warnings,
     run_catalogue,
@@ -223,6 +224,9 @@ def cmd_down(args: argparse.Namespace) -> int:
         for item in backend_cls.cleanup_leftovers():
             removed.append(item)
             print(f"{name}: removed {item}")
+    for item in cleanup_run_dirs():
+        removed.append(item)
+        print(f"runner: removed run directory {item}")
     if not removed:
         print("nothing left behind")
     return EXIT_OK

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import inspect
+import json
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -17,6 +19,7 @@ from typing import Any
 from lab import backends, senders
 from lab.attacks.base import Attack, DnsAttack, PolicyAttack, SmtpAttack
 from lab.backends.base import Backend
+from lab.backends.netns_state import ProcRef
 from lab.backends.services import MxSetup
 from lab.events import RUNNER, EventLog
 from lab.oracle import ERROR, SKIPPED, Observation, Verdict, decide, observe
@@ -111,6 +114,34 @@ def configure_world(backend: Backend, topology: Topology, world: World,
     backend.services.set_mx(slots, [d.name for d in world.domains])
 
 
+RUN_DIR_PREFIX = "mtasts-lab-run-"
+_OWNER = "owner.json"
+
+
+def make_run_dir() -> Path:
+    """A private run directory that names its owner, so ``mtasts-lab down`` can remove it
+    when the run was killed before it could clean up (it holds the run's CA keys)."""
+    run_dir = Path(tempfile.mkdtemp(prefix=RUN_DIR_PREFIX))
+    me = ProcRef.of(os.getpid())
+    (run_dir / _OWNER).write_text(json.dumps({"pid": me.pid, "start": me.start}))
+    return run_dir
+
+
+def cleanup_run_dirs() -> list[str]:
+    """Remove the run directories whose owner process is gone; return them."""
+    removed = []
+    for run_dir in sorted(Path(tempfile.gettempdir()).glob(RUN_DIR_PREFIX + "*")):
+        try:
+            owner = json.loads((run_dir / _OWNER).read_text())
+            alive = ProcRef(int(owner["pid"]), owner.get("start")).alive()
+        except (OSError, ValueError, KeyError, TypeError):
+            alive = False  # no readable owner: an interrupted run of ours
+        if not alive and run_dir.is_dir() and not run_dir.is_symlink():
+            shutil.rmtree(run_dir, ignore_errors=True)
+            removed.append(str(run_dir))
+    return removed
+
+
 def sender_kwargs(cls: type[Sender], options: dict[str, str]) -> dict[str, str]:
     """The options this sender's constructor accepts."""
     accepted = inspect.signature(cls.__init__).parameters
@@ -155,7 +186,7 @@ class Runner:
         sender_classes = [Sender.registry.get(name) for name in self.options.senders]
         backend = Backend.registry.get(self.options.backend)()
         made_dir = self.options.run_dir is None
-        run_dir = self.options.run_dir or Path(tempfile.mkdtemp(prefix="mtasts-lab-"))
+        run_dir = self.options.run_dir or make_run_dir()
         t0 = time.monotonic()
         try:
             pki = LabPKI(run_dir / "pki")

@@ -192,14 +192,15 @@ def test_failed_up_cleans_up(run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 CHILD = textwrap.dedent("""
-    import asyncio, subprocess, sys, tempfile
+    import asyncio, subprocess, sys
     from pathlib import Path
     from lab.backends.netns import NetnsBackend
     from lab.events import EventLog
     from lab.pki import LabPKI
 
     async def main() -> None:
-        d = Path(tempfile.mkdtemp(prefix="mtasts-lab-child-"))
+        d = Path(sys.argv[0]).parent / "child-run"  # under the test's tmp_path
+        d.mkdir()
         backend = NetnsBackend()
         await backend.up(d, LabPKI(d / "pki"), EventLog())
         env = backend.sender_env(d / "sender")

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 
 from lab.backends.netns import NetnsBackend
 from lab.backends.netns_state import STATE_DIR
+from lab.runner import RUN_DIR_PREFIX
 from lab.senders.postfix import PostfixSender
 
 MISSING = NetnsBackend.check() + PostfixSender.check()
@@ -54,6 +56,8 @@ def _leftovers(before: set[str]) -> dict[str, list[str]]:
                                 if str(p) not in before),
         "state-files": sorted(p.name for p in STATE_DIR.glob("*.json"))
         if STATE_DIR.is_dir() else [],
+        "run-dirs": sorted(str(p) for p in Path(tempfile.gettempdir()).glob(RUN_DIR_PREFIX + "*")
+                           if str(p) not in before),
     }
 
 
@@ -66,6 +70,7 @@ def clean_before() -> Iterator[set[str]]:
     if _lab_namespaces():
         pytest.skip("another lab run is using namespaces on this machine")
     before = {str(p) for p in Path("/var/tmp").glob("mtasts-lab-postfix-*")}
+    before |= {str(p) for p in Path(tempfile.gettempdir()).glob(RUN_DIR_PREFIX + "*")}
     yield before
     subprocess.run(_cli("down"), capture_output=True, timeout=120, check=False)
 
@@ -85,7 +90,7 @@ def test_kill_9_mid_run_then_down_leaves_nothing(clean_before: set[str]) -> None
                 break
         assert line.startswith("["), f"runner never reported progress: {line!r}"
         up = _leftovers(clean_before)
-        assert up["namespaces"] and up["processes"] and up["instance-dirs"], up
+        assert up["namespaces"] and up["processes"] and up["instance-dirs"] and up["run-dirs"], up
         runner.send_signal(signal.SIGKILL)
         runner.wait(timeout=30)
     finally:
