@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
+from policy_lab import DOMAIN, HOST, TIMEOUT, Lab, run_host
 
 from lab.attacks.base import PolicyAttack
 from lab.attacks.policy_certificate import PolicyCertificate
@@ -25,20 +23,16 @@ from lab.attacks.policy_redirect import PolicyRedirect
 from lab.attacks.policy_status import PolicyStatus
 from lab.attacks.policy_trickle import PolicyTrickle
 from lab.attacks.policy_unreachable import PolicyUnreachable
-from lab.events import EventLog
-from lab.pki import CertKind, LabPKI
+from lab.pki import CertKind
 from lab.policy_host.response import PolicyResponse
-from lab.policy_host.server import POLICY_PATH, PolicyHost
+from lab.policy_host.server import POLICY_PATH
 from lab.senders.dnsclient import Resolver
 from lab.senders.mtasts import parse_policy
 from lab.senders.policy_fetch import PolicyFetchError, fetch_policy
 
 pytestmark = pytest.mark.integration
 
-DOMAIN = "victim.test"
-HOST = f"mta-sts.{DOMAIN}"
 POLICY = b"version: STSv1\nmode: enforce\nmx: mx1.victim.test\nmax_age: 86400\n"
-TIMEOUT = 10.0
 
 
 class LoopbackResolver(Resolver):
@@ -51,22 +45,8 @@ class LoopbackResolver(Resolver):
         return ["127.0.0.1"]
 
 
-@dataclass
-class Lab:
-    host: PolicyHost
-    log: EventLog
-    port: int
-    pki: LabPKI
-
-    def events(self, kind: str) -> list[dict[str, Any]]:
-        return [dict(e.data) for e in self.log.select(source="policy", kind=kind)]
-
-    async def wait(self, kind: str) -> list[dict[str, Any]]:
-        def seen(events: list[Any]) -> bool:
-            return any(e.source == "policy" and e.kind == kind for e in events)
-
-        assert await self.log.wait_for(seen, 0, time.monotonic() + TIMEOUT), kind
-        return self.events(kind)
+class BehaviourLab(Lab):
+    """The harness plus the two clients these tests compare: compliant and plain."""
 
     async def fetch(self, timeout: float = TIMEOUT) -> str:
         """The reference sender's policy fetch (RFC 8461 3.3 rules, 64 KiB bound)."""
@@ -90,27 +70,12 @@ class Lab:
                 await writer.wait_closed()
 
 
-def run(attacks: list[PolicyAttack], body: Callable[[Lab], Awaitable[None]],
+def run(attacks: list[PolicyAttack], body: Callable[[BehaviourLab], Awaitable[None]],
         tmp_path: Path) -> None:
     response = PolicyResponse(body=POLICY)
     for attack in attacks:
         response = attack.transform(response, DOMAIN)
-
-    async def main() -> None:
-        pki = LabPKI(tmp_path)
-        log = EventLog()
-        host = PolicyHost(pki, log.emit)
-        host.configure({DOMAIN: response})
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        await host.start(sock)
-        try:
-            await asyncio.wait_for(body(Lab(host, log, sock.getsockname()[1], pki)), 30)
-        finally:
-            await asyncio.wait_for(host.close(), 10)
-
-    asyncio.run(main())
+    run_host({DOMAIN: response}, body, tmp_path, BehaviourLab)
 
 
 def split(answer: bytes) -> tuple[int, dict[str, str], bytes]:
@@ -121,7 +86,7 @@ def split(answer: bytes) -> tuple[int, dict[str, str], bytes]:
 
 
 def test_honest_answer_is_fetched_and_carries_validators(tmp_path: Path) -> None:
-    async def body(lab: Lab) -> None:
+    async def body(lab: BehaviourLab) -> None:
         assert parse_policy(await lab.fetch()).mode == "enforce"
         status, headers, _ = split(await lab.get())
         assert status == 200 and headers["ETag"].startswith('"') and headers["Last-Modified"]
@@ -134,7 +99,7 @@ def test_honest_answer_is_fetched_and_carries_validators(tmp_path: Path) -> None
 
 
 def test_redirect_target_really_serves_the_policy_but_is_not_followed(tmp_path: Path) -> None:
-    async def body(lab: Lab) -> None:
+    async def body(lab: BehaviourLab) -> None:
         with pytest.raises(PolicyFetchError, match=r"HTTP 301.*redirects are not followed"):
             await lab.fetch()
         status, headers, _ = split(await lab.get())
@@ -153,7 +118,7 @@ def test_redirect_target_really_serves_the_policy_but_is_not_followed(tmp_path: 
 
 @pytest.mark.parametrize("status", [404, 500])
 def test_non_200_with_a_valid_body_is_a_failed_fetch(tmp_path: Path, status: int) -> None:
-    async def body(lab: Lab) -> None:
+    async def body(lab: BehaviourLab) -> None:
         with pytest.raises(PolicyFetchError, match=f"HTTP {status}"):
             await lab.fetch()
         got, _, text = split(await lab.get())
@@ -166,7 +131,7 @@ def test_non_200_with_a_valid_body_is_a_failed_fetch(tmp_path: Path, status: int
 @pytest.mark.parametrize(("content_type", "accepted"), [
     ("text/html", False), (None, False), ("text/plain; charset=utf-8", True)])
 def test_media_types(tmp_path: Path, content_type: str | None, accepted: bool) -> None:
-    async def body(lab: Lab) -> None:
+    async def body(lab: BehaviourLab) -> None:
         if accepted:
             assert parse_policy(await lab.fetch()).mode == "enforce"
         else:
@@ -181,7 +146,7 @@ def test_media_types(tmp_path: Path, content_type: str | None, accepted: bool) -
 
 
 def test_oversize_body_is_refused_by_the_bounded_fetch(tmp_path: Path) -> None:
-    async def body(lab: Lab) -> None:
+    async def body(lab: BehaviourLab) -> None:
         with pytest.raises(PolicyFetchError, match="larger than 65536"):
             await lab.fetch()
         status, _, whole = split(await lab.get())
@@ -192,7 +157,7 @@ def test_oversize_body_is_refused_by_the_bounded_fetch(tmp_path: Path) -> None:
 
 
 def test_trickle_is_cut_off_by_the_fetch_bound(tmp_path: Path) -> None:
-    async def body(lab: Lab) -> None:
+    async def body(lab: BehaviourLab) -> None:
         started = time.monotonic()
         with pytest.raises(PolicyFetchError, match=r"longer than 0\.5s"):
             await lab.fetch(timeout=0.5)
@@ -208,7 +173,7 @@ def test_trickle_is_cut_off_by_the_fetch_bound(tmp_path: Path) -> None:
 @pytest.mark.parametrize("kind", [CertKind.ROGUE_CA, CertKind.WRONG_NAME, CertKind.EXPIRED,
                                   CertKind.SELF_SIGNED], ids=str)
 def test_bad_certificate_fails_the_fetch_and_says_so(tmp_path: Path, kind: CertKind) -> None:
-    async def body(lab: Lab) -> None:
+    async def body(lab: BehaviourLab) -> None:
         with pytest.raises(PolicyFetchError) as caught:
             await lab.fetch()
         assert caught.value.result_type == "sts-webpki-invalid"
@@ -220,7 +185,7 @@ def test_bad_certificate_fails_the_fetch_and_says_so(tmp_path: Path, kind: CertK
 
 
 def test_unreachable_host_refuses_with_the_attack_named(tmp_path: Path) -> None:
-    async def body(lab: Lab) -> None:
+    async def body(lab: BehaviourLab) -> None:
         with pytest.raises(PolicyFetchError, match=r"cannot connect|mid-fetch"):
             await lab.fetch()
         [refused] = await lab.wait("refused")
@@ -230,7 +195,7 @@ def test_unreachable_host_refuses_with_the_attack_named(tmp_path: Path) -> None:
 
 
 def test_http_cache_answers_304_only_to_conditional_requests(tmp_path: Path) -> None:
-    async def body(lab: Lab) -> None:
+    async def body(lab: BehaviourLab) -> None:
         assert parse_policy(await lab.fetch()).mode == "enforce"  # a plain GET: 200
         status, headers, text = split(await lab.get(extra='If-None-Match: "old"\r\n'))
         assert (status, text, headers["ETag"]) == (304, b"", '"mtasts-lab-policy"')

@@ -16,66 +16,26 @@ from typing import Any
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from policy_lab import DOMAIN, HOST, TIMEOUT, Lab, run_host
 
-from lab.events import Event, EventLog
+from lab.events import Event
 from lab.pki import WRONG_NAME, CertKind, LabPKI
 from lab.policy_host.response import PolicyResponse
 from lab.policy_host.server import (
     FALLBACK_HOST,
     POLICY_PATH,
-    PolicyHost,
     trickle_chunks,
     trickle_plan,
 )
 
 pytestmark = pytest.mark.integration
 
-DOMAIN = "victim.test"
-HOST = f"mta-sts.{DOMAIN}"
 POLICY = b"version: STSv1\r\nmode: enforce\r\nmx: mx1.victim.test\r\nmax_age: 86400\r\n"
-TIMEOUT = 10.0
-
-
-def listening_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen()
-    return sock
-
-
-@dataclass
-class Lab:
-    host: PolicyHost
-    log: EventLog
-    port: int
-    pki: LabPKI
-
-    def events(self, kind: str) -> list[dict[str, Any]]:
-        return [dict(e.data) for e in self.log.select(source="policy", kind=kind)]
-
-    async def wait(self, kind: str, count: int = 1) -> list[dict[str, Any]]:
-        def enough(events: Any) -> bool:
-            return sum(1 for e in events if e.source == "policy" and e.kind == kind) >= count
-
-        assert await self.log.wait_for(enough, 0, time.monotonic() + TIMEOUT), kind
-        return self.events(kind)
 
 
 def run(responses: dict[str, PolicyResponse], body: Callable[[Lab], Awaitable[None]],
         tmp_path: Path, **options: float) -> None:
-    async def main() -> None:
-        pki = LabPKI(tmp_path)
-        log = EventLog()
-        host = PolicyHost(pki, log.emit, **options)
-        host.configure(responses)
-        sock = listening_socket()
-        await host.start(sock)
-        try:
-            await asyncio.wait_for(body(Lab(host, log, sock.getsockname()[1], pki)), 30)
-        finally:
-            await asyncio.wait_for(host.close(), 10)
-
-    asyncio.run(main())
+    run_host(responses, body, tmp_path, Lab, **options)
 
 
 class LoopbackHTTPS(http.client.HTTPSConnection):
