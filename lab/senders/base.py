@@ -13,10 +13,13 @@ from lab.events import Emit
 from lab.registry import Registered, Registry
 from lab.world import Topology
 
-# Sender status values (the sender's own view, where the adapter can read it)
-SENT = "sent"
-DEFERRED = "deferred"
-BOUNCED = "bounced"
+from lab.outcomes import Status
+
+# Sender status values (the sender's own view, where the adapter can read it); the names
+# live in lab.outcomes
+SENT = Status.SENT
+DEFERRED = Status.DEFERRED
+BOUNCED = Status.BOUNCED
 
 
 @dataclass(frozen=True)
