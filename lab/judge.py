@@ -135,12 +135,13 @@ def _misses(phase: Phase, obs: Observation) -> tuple[list[tuple[str, str]], list
     elif obs.outcome in expect.stricter:
         notes.append(f"stricter than required: observed {obs.outcome} where the RFC asks "
                      f"only for {' or '.join(expect.outcome)} (allowed)")
-    if obs.outcome in expect.after_fetch and not fetched:
+    dropped = obs.outcome in expect.after_fetch and not fetched
+    if dropped:
         misses.append((expect.level, f"{obs.outcome} is allowed only after reading the "
                        "changed policy, and the sender fetched none in this phase: it dropped "
                        "its cached policy"))
-    if obs.outcome in expect.say:
-        notes.append(f"choice: {expect.say[obs.outcome]}")
+    if obs.outcome in expect.say and not dropped:
+        notes.append(f"choice: {expect.say[str(obs.outcome)]}")
     if phase.edits and any(k == "policy" for k, _ in phase.edits):
         notes.append("fetched the policy in this phase" if fetched else
                      "did not fetch the policy in this phase")
@@ -156,9 +157,10 @@ def _misses(phase: Phase, obs: Observation) -> tuple[list[tuple[str, str]], list
     bounce = _bounce_without_recheck(phase, obs)
     if bounce:
         misses.append((Level.MUST, bounce))
-    if expect.sni and normalize(expect.sni) not in {normalize(s) for s in obs.sni}:
-        misses.append((Level.MUST, f"expected SNI {expect.sni}, saw "
-                                   f"{', '.join(obs.sni) or 'none'}"))
+    if expect.sni and obs.outcome == Outcome.DELIVERED_TLS \
+            and normalize(expect.sni) not in {normalize(s) for s in obs.sni}:
+        misses.append((expect.level, f"expected SNI {expect.sni}, saw "
+                                     f"{', '.join(obs.sni) or 'none'}"))
     if expect.fetch_sni:
         seen = sorted({str(e.get("sni")) for d in _domains(phase)
                        for e in policy_contacts(obs.events, d, ("handshake",))})

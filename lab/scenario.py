@@ -34,7 +34,6 @@ from lab.world import (
     normalize,
 )
 
-
 MAX_AGE_LIMIT = 31557600
 EXERCISE = ("reported", "required")
 

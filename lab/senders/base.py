@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import ClassVar
 
 from lab.events import Emit
+from lab.outcomes import Status
 from lab.registry import Registered, Registry
 from lab.world import Topology
-
-from lab.outcomes import Status
 
 # Sender status values (the sender's own view, where the adapter can read it); the names
 # live in lab.outcomes
