@@ -140,7 +140,11 @@ def _misses(phase: Phase, obs: Observation) -> tuple[list[tuple[str, str]], list
         misses.append((expect.level, f"{obs.outcome} is allowed only after reading the "
                        "changed policy, and the sender fetched none in this phase: it dropped "
                        "its cached policy"))
-    if obs.outcome in expect.say and not dropped:
+    applied = obs.outcome in expect.no_fetch and fetched
+    if applied:
+        misses.append((expect.level, f"{obs.outcome} after fetching a policy that no valid "
+                       "record of the recipient domain announced: the sender applied it"))
+    if obs.outcome in expect.say and not (dropped or applied):
         notes.append(f"choice: {expect.say[str(obs.outcome)]}")
     if phase.edits and any(k == "policy" for k, _ in phase.edits):
         notes.append("fetched the policy in this phase" if fetched else

@@ -64,6 +64,10 @@ class Expectation:
     after_fetch: tuple[str, ...] = ()
     """Outcomes allowed only when the sender fetched the policy in this phase (following a
     changed policy it never read would mean it dropped its cached one)."""
+    no_fetch: tuple[str, ...] = ()
+    """Outcomes allowed only when the sender fetched no policy in this phase (refusing as a
+    strict client complies; refusing after fetching a policy that no valid record announced
+    means the sender applied it)."""
     say: Mapping[str, str] = field(default_factory=dict)
     """Per outcome, what it shows about the sender's choice (reported in the verdict)."""
     fetch_sni: str | None = None
@@ -392,7 +396,7 @@ _TOP_FIELDS = ("summary", "refs", "teach", "covers", "world", "phases", "known_f
 _PHASE_FIELDS = ("name", "world", "attacks", "expect", "rcpt", "wait_s", "exercise",
                  "state_decides", "primes")
 _EXPECT_FIELDS = ("outcome", "level", "status", "sni", "status_level", "stricter",
-                  "after_fetch", "say", "fetch_sni")
+                  "after_fetch", "say", "fetch_sni", "no_fetch")
 PRIME = "prime"
 
 
@@ -413,10 +417,12 @@ def _expect(f: _Fields, key: str, default: Mapping[str, Any] | None = None) -> E
     outcomes = _outcomes(e, "outcome", required=True)
     stricter = _outcomes(e, "stricter")
     after_fetch = _outcomes(e, "after_fetch")
-    for name, group in (("stricter", stricter), ("after_fetch", after_fetch)):
+    no_fetch = _outcomes(e, "no_fetch")
+    for name, group in (("stricter", stricter), ("after_fetch", after_fetch),
+                        ("no_fetch", no_fetch)):
         if name == "stricter" and set(group) & set(outcomes):
             raise e.error(name, "lists an outcome that is already in outcome")
-        if name == "after_fetch" and not set(group) <= set(outcomes) | set(stricter):
+        if name != "stricter" and not set(group) <= set(outcomes) | set(stricter):
             raise e.error(name, "may only name outcomes that outcome or stricter allows")
     say = e.data.get("say") or {}
     sf = _Fields(f.path, e.sub("say"), say, OUTCOMES)
@@ -429,7 +435,7 @@ def _expect(f: _Fields, key: str, default: Mapping[str, Any] | None = None) -> E
     sni = e.text("sni") or None
     return Expectation(outcomes, e.choice("level", LEVELS, "must"), status, sni,
                        e.choice("status_level", LEVELS, Level.SHOULD), stricter, after_fetch,
-                       dict(sf.data), e.text("fetch_sni") or None)
+                       no_fetch, dict(sf.data), e.text("fetch_sni") or None)
 
 
 def _edits(before: World | None, after: World) -> tuple[tuple[str, str], ...]:

@@ -253,3 +253,23 @@ def test_refetching_is_optional_and_reported_but_plaintext_needs_the_fetch() -> 
                                             events=[cached]),
                          known_failure=None, baseline_ok=True, primed=True)
     assert revalidated.verdict == FAIL and "HTTP caching" in revalidated.why
+
+
+def test_a_strict_refusal_complies_only_without_fetching_the_unannounced_policy() -> None:
+    phase = _phase("""
+summary: s
+refs: [r]
+teach: t
+world: {policy: {mode: enforce}, sts_txt: ["v=STSv10; id=x;"]}
+phases:
+  - attacks: [strip-starttls]
+    expect: {outcome: delivered-plaintext, stricter: [not-delivered], no_fetch: [not-delivered]}
+""")
+    fired = {"strip-starttls": ["mx1: stripped"]}
+    strict = decide(phase, Observation("not-delivered", engaged=["x"], fired=fired),
+                    known_failure=None, baseline_ok=True)
+    assert strict.verdict == PASS and strict.advisory
+    fetch = _ev(POLICY, "fetch", 1.0, domain="victim.test", conditional=False)
+    applied = decide(phase, Observation("not-delivered", engaged=["x"], fired=fired,
+                                        events=[fetch]), known_failure=None, baseline_ok=True)
+    assert applied.verdict == FAIL and applied.fails_run and "applied it" in applied.why
