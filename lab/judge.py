@@ -79,8 +79,8 @@ def _consulted(events: list[Event], gate: Gate, domains: list[str]) -> bool:
     return any(policy_contacts(events, d) for d in domains)
 
 
-def _unconsulted(phase: Phase, obs: Observation, silent: list[str]) -> tuple[list[str],
-                                                                            list[str]]:
+def _unconsulted(phase: Phase, obs: Observation, silent: list[str],
+                 primed: bool = False) -> tuple[list[str], list[str]]:
     """(changes that never reached the sender because it never consulted them, silent
     attacks left that it should have met: those make the phase inconclusive)."""
     domains = _domains(phase)
@@ -99,6 +99,9 @@ def _unconsulted(phase: Phase, obs: Observation, silent: list[str]) -> tuple[lis
             unread.append(f"the changed policy of {domain} (no fetch after the edit)")
         elif kind == "sts-txt" and not queried_sts(obs.events, domain):
             unread.append(f"the changed _mta-sts record of {domain} (no query after the edit)")
+    if phase.expect.needs_fetch and not primed and not any(
+            policy_contacts(obs.events, d, ("fetch",)) for d in domains):
+        unread.append("the policy under test (the sender fetched it in no phase)")
     fetch_sni = phase.expect.fetch_sni
     if fetch_sni and not any(policy_contacts(obs.events, d, ("handshake",)) for d in domains):
         unread.append("the policy fetch whose SNI is checked (no fetch in this phase)")
@@ -196,7 +199,7 @@ def decide(phase: Phase, obs: Observation, *, known_failure: str | None,
                 silent.remove(name)
                 notes.append(f"refused at the {gates[earlier[0]]} gate, where {earlier[0]} "
                              f"fired; {name} ({gates[name]} gate) never reached it")
-    unread, left = _unconsulted(phase, obs, silent)
+    unread, left = _unconsulted(phase, obs, silent, primed)
     if left:
         return Verdict(VerdictName.INCONCLUSIVE, f"attack {', '.join(left)} never fired: "
                        "the sender was not tested", notes=tuple(notes))

@@ -68,6 +68,9 @@ class Expectation:
     """Outcomes allowed only when the sender fetched no policy in this phase (refusing as a
     strict client complies; refusing after fetching a policy that no valid record announced
     means the sender applied it)."""
+    needs_fetch: bool = False
+    """The phase tests a policy the sender must have fetched (here or in an earlier phase);
+    without a fetch it is ``not-exercised``."""
     say: Mapping[str, str] = field(default_factory=dict)
     """Per outcome, what it shows about the sender's choice (reported in the verdict)."""
     fetch_sni: str | None = None
@@ -396,7 +399,7 @@ _TOP_FIELDS = ("summary", "refs", "teach", "covers", "world", "phases", "known_f
 _PHASE_FIELDS = ("name", "world", "attacks", "expect", "rcpt", "wait_s", "exercise",
                  "state_decides", "primes")
 _EXPECT_FIELDS = ("outcome", "level", "status", "sni", "status_level", "stricter",
-                  "after_fetch", "say", "fetch_sni", "no_fetch")
+                  "after_fetch", "say", "fetch_sni", "no_fetch", "needs_fetch")
 PRIME = "prime"
 
 
@@ -435,7 +438,15 @@ def _expect(f: _Fields, key: str, default: Mapping[str, Any] | None = None) -> E
     sni = e.text("sni") or None
     return Expectation(outcomes, e.choice("level", LEVELS, "must"), status, sni,
                        e.choice("status_level", LEVELS, Level.SHOULD), stricter, after_fetch,
-                       no_fetch, dict(sf.data), e.text("fetch_sni") or None)
+                       no_fetch, _flag(e, "needs_fetch"), dict(sf.data),
+                       e.text("fetch_sni") or None)
+
+
+def _flag(f: _Fields, key: str) -> bool:
+    value = f.data.get(key, False)
+    if not isinstance(value, bool):
+        raise f.error(key, f"must be true or false, not {value!r}")
+    return value
 
 
 def _edits(before: World | None, after: World) -> tuple[tuple[str, str], ...]:
