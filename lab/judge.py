@@ -135,9 +135,6 @@ def _misses(phase: Phase, obs: Observation) -> tuple[list[tuple[str, str]], list
     if obs.outcome not in expect.allowed:
         misses.append((expect.level,
                        f"expected {' or '.join(expect.allowed)}, observed {obs.outcome}"))
-    elif obs.outcome in expect.stricter:
-        notes.append(f"stricter than required: observed {obs.outcome} where the RFC asks "
-                     f"only for {' or '.join(expect.outcome)} (allowed)")
     dropped = obs.outcome in expect.after_fetch and not fetched
     if dropped:
         misses.append((expect.level, f"{obs.outcome} is allowed only after reading the "
@@ -147,6 +144,9 @@ def _misses(phase: Phase, obs: Observation) -> tuple[list[tuple[str, str]], list
     if applied:
         misses.append((expect.level, f"{obs.outcome} after fetching a policy that no valid "
                        "record of the recipient domain announced: the sender applied it"))
+    if obs.outcome in expect.stricter and not (dropped or applied):
+        notes.append(f"stricter than required: observed {obs.outcome} where the RFC asks "
+                     f"only for {' or '.join(expect.outcome)} (allowed)")
     if obs.outcome in expect.say and not (dropped or applied):
         notes.append(f"choice: {expect.say[str(obs.outcome)]}")
     if phase.edits and any(k == "policy" for k, _ in phase.edits):
