@@ -273,3 +273,23 @@ phases:
     applied = decide(phase, Observation("not-delivered", engaged=["x"], fired=fired,
                                         events=[fetch]), known_failure=None, baseline_ok=True)
     assert applied.verdict == FAIL and applied.fails_run and "applied it" in applied.why
+
+
+def test_every_attack_of_the_catalogue_has_its_gate() -> None:
+    from lab.attacks.base import SmtpAttack
+    from lab.gates import _SMTP_GATES, gate_of
+    from lab.outcomes import Gate
+    from lab.scenario import load_catalogue
+
+    seen: dict[str, set[Gate]] = {}
+    for s in load_catalogue():
+        for p in s.phases:
+            for a in p.attacks:
+                seen.setdefault(a.name, set()).add(gate_of(a, p.world))
+                if isinstance(a, SmtpAttack) and a.name != "passthrough":
+                    assert a.name in _SMTP_GATES, a.name
+    assert seen["hide-sts-record"] == {Gate.DISCOVERY}
+    assert seen["spoof-mx"] == {Gate.MX_SELECTION}
+    assert seen["policy-redirect"] == {Gate.FETCH}
+    assert seen["strip-starttls"] == {Gate.STARTTLS}
+    assert seen["swap-certificate"] == {Gate.TLS}
