@@ -1,9 +1,8 @@
 """The oracle: from events to an outcome, from an outcome to a verdict.
 
-DESIGN rules it enforces: no verdict without evidence that the sender engaged and that the
-attack fired (else ``inconclusive``); refusal is judged from the sender's own status where
-the adapter reads it, otherwise from the lab's side with a grace window for fallback
-retries; no fixed sleeps; known failures are strict.
+Refusal is judged from the sender's own status where the adapter reads it, otherwise from
+the lab's side with a grace window for fallback retries; no fixed sleeps. The verdict rules
+(evidence, gates, levels, known failures) are in ``lab.judge``.
 """
 
 from __future__ import annotations
@@ -14,23 +13,27 @@ from dataclasses import dataclass, field
 
 from lab.attacks.base import Attack, DnsAttack, PolicyAttack, SmtpAttack
 from lab.events import DNS, POLICY, PROXY, SENDER, SINK, Event, EventLog
+from lab.judge import Verdict, decide
+from lab.outcomes import VERDICTS, Outcome, VerdictName
 from lab.scenario import Phase
 from lab.world import normalize
 
-DELIVERED_TLS = "delivered-tls"
-DELIVERED_PLAINTEXT = "delivered-plaintext"
-INTERCEPTED = "intercepted"
-NOT_DELIVERED = "not-delivered"
+__all__ = ["VERDICTS", "Observation", "Verdict", "attack_evidence", "decide", "observe"]
 
-PASS = "pass"
-FAIL = "fail"
-KNOWN_FAILURE = "known-failure"
-UNEXPECTED_PASS = "unexpected-pass"
-INCONCLUSIVE = "inconclusive"
-ERROR = "error"
-SKIPPED = "skipped"
-"""The phase could not run here (an optional extra is missing): reported, never a pass."""
-VERDICTS = (PASS, FAIL, KNOWN_FAILURE, UNEXPECTED_PASS, INCONCLUSIVE, ERROR, SKIPPED)
+# the old names, kept importable from here
+DELIVERED_TLS = Outcome.DELIVERED_TLS
+DELIVERED_PLAINTEXT = Outcome.DELIVERED_PLAINTEXT
+INTERCEPTED = Outcome.INTERCEPTED
+NOT_DELIVERED = Outcome.NOT_DELIVERED
+
+PASS = VerdictName.PASS
+FAIL = VerdictName.FAIL
+KNOWN_FAILURE = VerdictName.KNOWN_FAILURE
+UNEXPECTED_PASS = VerdictName.UNEXPECTED_PASS
+INCONCLUSIVE = VerdictName.INCONCLUSIVE
+NOT_EXERCISED = VerdictName.NOT_EXERCISED
+ERROR = VerdictName.ERROR
+SKIPPED = VerdictName.SKIPPED
 
 
 @dataclass
@@ -179,91 +182,3 @@ def attack_evidence(attack: Attack, events: Iterable[Event], phase: Phase) -> li
         out = [f"policy host {e.kind}: {e.get('sni') or e.get('host')}" for e in events
                if e.source == POLICY and attack.name in (e.get("applied") or ())]
     return sorted(set(out))
-
-
-@dataclass(frozen=True)
-class Verdict:
-    verdict: str
-    why: str
-    advisory: bool = False
-    """A should-level miss: reported, does not fail the run."""
-
-    @property
-    def fails_run(self) -> bool:
-        return self.verdict in (UNEXPECTED_PASS, INCONCLUSIVE, ERROR) or (
-            self.verdict == FAIL and not self.advisory)
-
-
-def decide(phase: Phase, obs: Observation, *, known_failure: str | None,
-           baseline_ok: bool | None) -> Verdict:
-    """The verdict for one phase, by the rules in DESIGN.md."""
-    if not obs.engaged:
-        return Verdict(INCONCLUSIVE, "no evidence that the sender engaged "
-                                     "(no MX lookup, no policy fetch, no connection)")
-    silent = [name for name, evidence in obs.fired.items() if not evidence]
-    unreachable = _unreachable(phase, obs, silent)
-    silent = [name for name in silent if name not in unreachable]
-    if silent:
-        return Verdict(INCONCLUSIVE, f"attack {', '.join(silent)} never fired: "
-                                     "the sender was not tested")
-    note = (f" (judged on the other attacks: {', '.join(unreachable)} cannot reach a sender "
-            "that never looked for an MTA-STS policy)" if unreachable else "")
-    if phase.is_attack and baseline_ok is False:
-        return Verdict(INCONCLUSIVE, "the baseline (same world, no attack) did not meet its "
-                                     "expectation: a sender that cannot deliver proves "
-                                     "nothing by refusing")
-    if obs.outcome is None:
-        return Verdict(INCONCLUSIVE, "no outcome before the deadline")
-    misses = _misses(phase, obs)
-    met = not misses
-    if known_failure is not None:
-        if met:
-            return Verdict(UNEXPECTED_PASS, "listed as a known failure "
-                                            f"({known_failure}) but met the expectation")
-        return Verdict(KNOWN_FAILURE, f"{known_failure}; {'; '.join(misses)}{note}")
-    if met:
-        return Verdict(PASS, f"observed {obs.outcome}{note}")
-    return Verdict(FAIL, "; ".join(misses) + note, advisory=phase.expect.level == "should")
-
-
-def _mtasts_only(attack: Attack, phase: Phase) -> bool:
-    """An attack that acts only on MTA-STS discovery (``_mta-sts.`` / ``mta-sts.`` names)
-    or on the policy fetch."""
-    if isinstance(attack, PolicyAttack):
-        return True
-    if isinstance(attack, DnsAttack):
-        names = {normalize(n) for n, _ in attack.watched(phase.world)}
-        return bool(names) and all(n.startswith(("_mta-sts.", "mta-sts.")) for n in names)
-    return False
-
-
-def _unreachable(phase: Phase, obs: Observation, silent: list[str]) -> list[str]:
-    """Silent attacks that could not reach this sender at all.
-
-    They act only on MTA-STS discovery or the fetch, the sender never looked for a policy in
-    this phase (no ``_mta-sts.`` query, no contact with the policy host: a sender without
-    MTA-STS, like the negative control), and another attack of the phase did fire. The phase
-    is then judged on the attacks that fired; if none did, it stays inconclusive.
-    """
-    if not silent or len(silent) == len(obs.fired):
-        return []
-    looked = any(e.source == POLICY or (
-        e.source == DNS and e.kind == "query"
-        and normalize(str(e.get("name", ""))).startswith("_mta-sts.")) for e in obs.events)
-    by_name = {a.name: a for a in phase.attacks}
-    if looked or not all(_mtasts_only(by_name[name], phase) for name in silent):
-        return []
-    return silent
-
-
-def _misses(phase: Phase, obs: Observation) -> list[str]:
-    expect = phase.expect
-    misses = []
-    if obs.outcome not in expect.outcome:
-        misses.append(f"expected {' or '.join(expect.outcome)}, observed {obs.outcome}")
-    if expect.status and obs.status and obs.status != expect.status:
-        misses.append(f"expected the sender to report {expect.status}, it reported "
-                      f"{obs.status}")
-    if expect.sni and normalize(expect.sni) not in {normalize(s) for s in obs.sni}:
-        misses.append(f"expected SNI {expect.sni}, saw {', '.join(obs.sni) or 'none'}")
-    return misses

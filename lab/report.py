@@ -21,6 +21,7 @@ from lab.oracle import (
     FAIL,
     INCONCLUSIVE,
     KNOWN_FAILURE,
+    NOT_EXERCISED,
     PASS,
     SKIPPED,
     UNEXPECTED_PASS,
@@ -28,8 +29,8 @@ from lab.oracle import (
 from lab.runner import Record
 
 # worst first: the cell of a scenario shows its worst phase
-_SEVERITY = [ERROR, INCONCLUSIVE, UNEXPECTED_PASS, FAIL, "advisory", SKIPPED, KNOWN_FAILURE,
-             PASS]
+_SEVERITY = [ERROR, INCONCLUSIVE, UNEXPECTED_PASS, FAIL, NOT_EXERCISED, "advisory", SKIPPED,
+             KNOWN_FAILURE, PASS]
 
 
 def _cell_verdict(records: Sequence[Record]) -> str:
@@ -64,7 +65,7 @@ def problems(records: Sequence[Record]) -> list[str]:
     """One line per record that fails the run or is advisory, with why."""
     out = []
     for r in records:
-        if r.fails_run or r.advisory or r.verdict == SKIPPED:
+        if r.fails_run or r.advisory or r.verdict in (SKIPPED, NOT_EXERCISED):
             label = "advisory" if r.advisory else r.verdict
             out.append(f"{label}: {r.scenario} [{r.phase}] {r.sender}: {r.why}")
     return out

@@ -57,10 +57,15 @@ class Record:
     verdict_delay_ms: float | None = None
     """From the sender's decision (its status event or the receipt) to the verdict."""
     evidence: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """Gates that stopped the sender, changes it never consulted, the choice it made."""
+    exercise_required: bool = False
+    """A ``not-exercised`` verdict here fails the run (the phase says so)."""
 
     @property
     def fails_run(self) -> bool:
-        return Verdict(self.verdict, self.why, self.advisory).fails_run
+        return Verdict(self.verdict, self.why, self.advisory,
+                       required=self.exercise_required).fails_run
 
     def as_dict(self, evidence: bool = True) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -222,21 +227,27 @@ class Runner:
                                        scenario.baseline, None)
             baseline_ok = record.verdict == "pass"
             await sender.reset()
+        primed = False
         for phase in scenario.phases:
             if phase.wait_s:
                 # scenario time (a policy's max_age running out), not a synchronisation wait
                 await asyncio.sleep(phase.wait_s)
-            await self._phase(backend, topology, sender, scenario, phase, baseline_ok)
+            record = await self._phase(backend, topology, sender, scenario, phase,
+                                       baseline_ok, primed)
+            primed = primed or any(e.get("source") == "policy" and e.get("kind") == "fetch"
+                                   for e in record.evidence)
 
     async def _phase(self, backend: Backend, topology: Topology, sender: Sender,
-                     scenario: Scenario, phase: Phase, baseline_ok: bool | None) -> Record:
+                     scenario: Scenario, phase: Phase, baseline_ok: bool | None,
+                     primed: bool = False) -> Record:
         started = time.monotonic()
         missing = scenario_missing(scenario, backend) if phase.name == "baseline" else \
             attacks_missing(phase.attacks, backend)
         if missing:
             return self._skip(sender, scenario, phase, missing)
         message = OutgoingMessage.probe(phase.rcpt, scenario.id, phase.name)
-        known = scenario.known_failures.get(sender.name) if phase.is_attack else None
+        known = scenario.known_failures.get(sender.name) if phase.bears_known_failures \
+            else None
         mark = self.events.mark()
         obs: Observation | None = None
         try:
@@ -247,7 +258,8 @@ class Runner:
             obs = await observe(self.events, mark, phase, message.message_id,
                                 own_status=type(sender).own_status,
                                 timeout_s=scenario.timeout_s, grace_s=self.options.grace_s)
-            verdict = decide(phase, obs, known_failure=known, baseline_ok=baseline_ok)
+            verdict = decide(phase, obs, known_failure=known, baseline_ok=baseline_ok,
+                             primed=primed)
         except Exception as exc:  # an error is a verdict of its own, with its reason
             verdict = Verdict(ERROR, f"{type(exc).__name__}: {exc}")
         finished = time.monotonic()
@@ -267,6 +279,7 @@ class Runner:
             verdict_delay_ms=(round((finished - obs.decided_at) * 1000, 2)
                               if obs and obs.decided_at else None),
             evidence=[e.as_dict() for e in (obs.events if obs else [])],
+            notes=list(verdict.notes), exercise_required=verdict.required,
         )
         return self._record(record)
 

@@ -12,7 +12,6 @@ import re
 import types
 import typing
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -21,6 +20,8 @@ import yaml
 
 from lab.attacks import Attack, load_all
 from lab.checklist import IDS as CHECKLIST_IDS
+from lab.outcomes import LEVELS, OUTCOMES, STATUSES, Level, Status
+from lab.scenario_model import Expectation, Phase, Scenario, world_edits
 from lab.world import (
     DEFAULT_DOMAIN,
     DEFAULT_POLICY_ID,
@@ -33,11 +34,8 @@ from lab.world import (
     normalize,
 )
 
-OUTCOMES: tuple[str, ...] = ("delivered-tls", "delivered-plaintext", "intercepted",
-                             "not-delivered")
-LEVELS: tuple[str, ...] = ("must", "should")
-STATUSES: tuple[str, ...] = ("sent", "deferred", "bounced")
 MAX_AGE_LIMIT = 31557600
+EXERCISE = ("reported", "required")
 
 
 class ScenarioError(Exception):
@@ -47,58 +45,6 @@ class ScenarioError(Exception):
         self.path, self.field, self.message = path, fieldname, message
         where = f"{path}: {fieldname}: " if fieldname else f"{path}: "
         super().__init__(where + message)
-
-
-@dataclass(frozen=True)
-class Expectation:
-    outcome: tuple[str, ...]
-    """Any of these outcomes meets the expectation."""
-    level: str = "must"
-    status: str | None = None
-    """The sender's own status, where the adapter can read it (A2: deferred, not bounced)."""
-    sni: str | None = None
-    """The server name the sender must send in its ClientHello (T1)."""
-
-
-@dataclass(frozen=True)
-class Phase:
-    name: str
-    world: World
-    attacks: tuple[Attack, ...]
-    expect: Expectation
-    rcpt: str
-    wait_s: float = 0.0
-    """Scenario time before this phase starts (e.g. to let a short max_age run out)."""
-
-    @property
-    def is_attack(self) -> bool:
-        return bool(self.attacks)
-
-
-@dataclass(frozen=True)
-class Scenario:
-    id: str
-    path: str
-    summary: str
-    refs: tuple[str, ...]
-    teach: str
-    covers: tuple[str, ...]
-    world: World
-    phases: tuple[Phase, ...]
-    known_failures: Mapping[str, str] = field(default_factory=dict)
-    baseline: Phase | None = None
-    """The same world with no attack; None when the scenario has no attack phase."""
-    timeout_s: float = 20.0
-    attacker_does: str = ""
-    compliant_does: str = ""
-
-    @property
-    def mode(self) -> str | None:
-        policy = self.world.domain.policy
-        return policy.mode if policy else None
-
-    def attack_names(self) -> list[str]:
-        return sorted({a.name for p in self.phases for a in p.attacks})
 
 
 # ---------------------------------------------------------------- YAML with duplicate keys refused
@@ -356,9 +302,21 @@ def _attack(path: str, where: str, raw: Any) -> Attack:
 # ---------------------------------------------------------------- scenario
 
 _TOP_FIELDS = ("summary", "refs", "teach", "covers", "world", "phases", "known_failures",
-               "baseline", "timeout", "attacker_does", "compliant_does")
-_PHASE_FIELDS = ("name", "world", "attacks", "expect", "rcpt", "wait_s")
-_EXPECT_FIELDS = ("outcome", "level", "status", "sni")
+               "baseline", "timeout", "attacker_does", "compliant_does", "prime")
+_PHASE_FIELDS = ("name", "world", "attacks", "expect", "rcpt", "wait_s", "exercise",
+                 "state_decides", "primes")
+_EXPECT_FIELDS = ("outcome", "level", "status", "sni", "status_level", "stricter",
+                  "after_fetch", "say", "fetch_sni", "no_fetch", "needs_fetch")
+PRIME = "prime"
+
+
+def _outcomes(f: _Fields, key: str, *, required: bool = False) -> tuple[str, ...]:
+    outcomes = f.str_list(key, required=required)
+    for i, outcome in enumerate(outcomes):
+        if outcome not in OUTCOMES:
+            raise ScenarioError(f.path, f"{f.sub(key)}[{i}]",
+                                f"must be one of {', '.join(OUTCOMES)}, not {outcome!r}")
+    return outcomes
 
 
 def _expect(f: _Fields, key: str, default: Mapping[str, Any] | None = None) -> Expectation:
@@ -366,14 +324,38 @@ def _expect(f: _Fields, key: str, default: Mapping[str, Any] | None = None) -> E
     if raw is None:
         raise f.error(key, "is required")
     e = _Fields(f.path, f.sub(key), raw, _EXPECT_FIELDS)
-    outcomes = e.str_list("outcome", required=True)
-    for i, outcome in enumerate(outcomes):
-        if outcome not in OUTCOMES:
-            raise ScenarioError(f.path, f"{e.sub('outcome')}[{i}]",
-                                f"must be one of {', '.join(OUTCOMES)}, not {outcome!r}")
+    outcomes = _outcomes(e, "outcome", required=True)
+    stricter = _outcomes(e, "stricter")
+    after_fetch = _outcomes(e, "after_fetch")
+    no_fetch = _outcomes(e, "no_fetch")
+    for name, group in (("stricter", stricter), ("after_fetch", after_fetch),
+                        ("no_fetch", no_fetch)):
+        if name == "stricter" and set(group) & set(outcomes):
+            raise e.error(name, "lists an outcome that is already in outcome")
+        if name != "stricter" and not set(group) <= set(outcomes) | set(stricter):
+            raise e.error(name, "may only name outcomes that outcome or stricter allows")
+    say = e.data.get("say") or {}
+    sf = _Fields(f.path, e.sub("say"), say, OUTCOMES)
+    for outcome, text in sf.data.items():
+        if not isinstance(text, str) or not text.strip():
+            raise sf.error(str(outcome), "must be a non-empty string")
     status = e.choice("status", (*STATUSES, ""), "") or None
+    if status == Status.BOUNCED:
+        raise e.error("status", "a bounce is never what a scenario asks for")
     sni = e.text("sni") or None
-    return Expectation(outcomes, e.choice("level", LEVELS, "must"), status, sni)
+    return Expectation(outcomes, e.choice("level", LEVELS, "must"), status, sni,
+                       e.choice("status_level", LEVELS, Level.SHOULD), stricter, after_fetch,
+                       no_fetch, _flag(e, "needs_fetch"), dict(sf.data),
+                       e.text("fetch_sni") or None)
+
+
+def _flag(f: _Fields, key: str) -> bool:
+    value = f.data.get(key, False)
+    if not isinstance(value, bool):
+        raise f.error(key, f"must be true or false, not {value!r}")
+    return value
+
+
 
 
 def parse(data: Any, path: str, scenario_id: str) -> Scenario:
@@ -395,7 +377,15 @@ def parse(data: Any, path: str, scenario_id: str) -> Scenario:
     raw_phases = top.data.get("phases")
     if not isinstance(raw_phases, list) or not raw_phases:
         raise top.error("phases", "must be a non-empty list")
+    primed = top.data.get("prime", False)
+    if not isinstance(primed, bool):
+        raise top.error("prime", f"must be true or false, not {primed!r}")
+    if primed and world.domain.policy is None:
+        raise top.error("prime", "priming needs a policy in the world")
     phases: list[Phase] = []
+    if primed:
+        phases.append(Phase(PRIME, world, (), Expectation(("delivered-tls",)), rcpt_default,
+                            primes=True))
     current = dict(raw_world) if isinstance(raw_world, Mapping) else {}
     for i, raw in enumerate(raw_phases):
         pf = _Fields(path, top.sub("phases") + f"[{i}]", raw, _PHASE_FIELDS)
@@ -410,19 +400,31 @@ def parse(data: Any, path: str, scenario_id: str) -> Scenario:
             raise pf.error("attacks", "must be a list")
         attacks = tuple(_attack(path, f"{pf.sub('attacks')}[{j}]", a)
                         for j, a in enumerate(raw_attacks))
+        attacker_run = {normalize(h) for a in attacks
+                        for h in getattr(a, "attacker_mx", lambda _w: [])(phase_world)}
         for j, attack in enumerate(attacks):
             target = getattr(attack, "mx", None)
-            if target and normalize(target) not in phase_world.mx_hosts():
+            if target and normalize(target) not in {*phase_world.mx_hosts(), *attacker_run}:
                 raise ScenarioError(path, f"{pf.sub('attacks')}[{j}].{attack.name}.mx",
-                                    f"{target!r} is not an MX host of the world")
+                                    f"{target!r} is not an MX host of the world "
+                                    "(nor one an attack of the phase runs)")
         rcpt = pf.text("rcpt", rcpt_default)
         if "@" not in rcpt or not is_test_name(rcpt.rsplit("@", 1)[1]):
             raise pf.error("rcpt", f"{rcpt!r} must be an address at a .test domain")
+        flags = {}
+        for key in ("state_decides", "primes"):
+            flags[key] = pf.data.get(key, False)
+            if not isinstance(flags[key], bool):
+                raise pf.error(key, f"must be true or false, not {flags[key]!r}")
         phases.append(Phase(pf.text("name", f"phase{i + 1}"), phase_world, attacks,
-                            _expect(pf, "expect"), rcpt, pf.number("wait_s", 0.0, 0.0, 120.0)))
+                            _expect(pf, "expect"), rcpt, pf.number("wait_s", 0.0, 0.0, 120.0),
+                            pf.choice("exercise", EXERCISE, "reported"), flags["state_decides"],
+                            flags["primes"],
+                            world_edits(phases[-1].world if phases else None, phase_world)))
     names = [p.name for p in phases]
     if len(set(names)) != len(names) or "baseline" in names:
-        raise top.error("phases", "phase names must be unique and not 'baseline'")
+        raise top.error("phases", "phase names must be unique and not 'baseline'"
+                        + (" or 'prime' (prime: true adds it)" if primed else ""))
 
     known = top.data.get("known_failures") or {}
     kf = _Fields(path, "known_failures", known, known.keys() if isinstance(known, Mapping)
@@ -450,6 +452,7 @@ def parse(data: Any, path: str, scenario_id: str) -> Scenario:
         world=world, phases=tuple(phases), known_failures=dict(kf.data), baseline=baseline,
         timeout_s=top.number("timeout", 20.0, 1.0, 600.0),
         attacker_does=top.text("attacker_does"), compliant_does=top.text("compliant_does"),
+        primed=primed,
     )
 
 

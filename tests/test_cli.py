@@ -87,8 +87,8 @@ def test_run_writes_the_results_contract(tmp_path: Path) -> None:
     assert doc["exit_code"] == 0 and doc["backend"] == "loopback"
     runs = doc["runs"]
     assert {(r["sender"], r["phase"]) for r in runs} == {
-        ("reference", "baseline"), ("reference", "phase1"),
-        ("opportunistic", "baseline"), ("opportunistic", "phase1")}
+        ("reference", "baseline"), ("reference", "prime"), ("reference", "phase1"),
+        ("opportunistic", "baseline"), ("opportunistic", "prime"), ("opportunistic", "phase1")}
     for r in runs:
         assert set(r) >= REQUIRED
     attack = {r["sender"]: r for r in runs if r["phase"] == "phase1"}

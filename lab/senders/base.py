@@ -10,13 +10,15 @@ from pathlib import Path
 from typing import ClassVar
 
 from lab.events import Emit
+from lab.outcomes import Status
 from lab.registry import Registered, Registry
 from lab.world import Topology
 
-# Sender status values (the sender's own view, where the adapter can read it)
-SENT = "sent"
-DEFERRED = "deferred"
-BOUNCED = "bounced"
+# Sender status values (the sender's own view, where the adapter can read it); the names
+# live in lab.outcomes
+SENT = Status.SENT
+DEFERRED = Status.DEFERRED
+BOUNCED = Status.BOUNCED
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,17 @@
 """How the oracle judges DNS attacks: evidence from the DNS query log, and the rule for
-attacks on MTA-STS discovery that cannot reach a sender without MTA-STS."""
+attacks on MTA-STS discovery that never reach a sender that does not look (not-exercised)."""
 
 from __future__ import annotations
 
 from lab.events import DNS, POLICY, PROXY, Event
-from lab.oracle import INCONCLUSIVE, KNOWN_FAILURE, PASS, Observation, attack_evidence, decide
+from lab.oracle import (
+    INCONCLUSIVE,
+    KNOWN_FAILURE,
+    NOT_EXERCISED,
+    Observation,
+    attack_evidence,
+    decide,
+)
 from lab.scenario import Phase, load_text
 
 
@@ -44,13 +51,13 @@ def test_dns_evidence_is_the_watched_query() -> None:
         "served MX victim.test (NOERROR)"]
 
 
-def test_sender_without_mtasts_is_judged_on_the_attacks_that_fired() -> None:
-    # the negative control never asks for _mta-sts: hide-sts-record cannot reach it, the
-    # strip did fire, so the outcome decides (here: it meets the expectation)
+def test_sender_without_mtasts_is_not_exercised_by_discovery_attacks() -> None:
+    # the negative control never asks for _mta-sts: hide-sts-record never reached it, so
+    # meeting the expectation proves nothing (no blanket excuse: not-exercised, reported)
     p = phase("[hide-sts-record, strip-starttls]", "delivered-plaintext")
     obs = observe(p, "delivered-plaintext", MX_QUERY, STRIPPED)
     verdict = decide(p, obs, known_failure=None, baseline_ok=True)
-    assert verdict.verdict == PASS and "hide-sts-record cannot reach" in verdict.why
+    assert verdict.verdict == NOT_EXERCISED and "no _mta-sts query" in verdict.why
     # and a miss is its known failure, not an inconclusive
     p = phase("[cname-sts-record, strip-starttls]", "not-delivered")
     obs = observe(p, "delivered-plaintext", MX_QUERY, STRIPPED)
@@ -61,18 +68,20 @@ def test_sender_without_mtasts_is_judged_on_the_attacks_that_fired() -> None:
 def test_sender_that_looked_for_a_policy_must_be_served_the_attack() -> None:
     p = phase("[{dns-failure: {qname: 'mta-sts.{domain}', failure: nxdomain}}, strip-starttls]",
               "delivered-plaintext")
-    # it asked for the TXT (so it does MTA-STS) but never for the policy host: not tested
+    # it asked for the TXT (NXDOMAIN, so no policy to fetch) and never for the policy host:
+    # the attack on the policy host's name never reached it
     obs = observe(p, "delivered-plaintext", MX_QUERY, TXT_QUERY, STRIPPED)
-    assert decide(p, obs, known_failure=None, baseline_ok=True).verdict == INCONCLUSIVE
+    assert decide(p, obs, known_failure=None, baseline_ok=True).verdict == NOT_EXERCISED
     # contact with the policy host counts as looking too
     obs = observe(p, "delivered-plaintext", MX_QUERY, FETCH, STRIPPED)
     assert decide(p, obs, known_failure=None, baseline_ok=True).verdict == INCONCLUSIVE
 
 
-def test_no_attack_fired_stays_inconclusive() -> None:
+def test_no_attack_fired_is_never_a_pass() -> None:
     p = phase("[hide-sts-record]", "delivered-tls")
     obs = observe(p, "delivered-tls", MX_QUERY)
-    assert decide(p, obs, known_failure=None, baseline_ok=True).verdict == INCONCLUSIVE
+    assert decide(p, obs, known_failure=None, baseline_ok=True).verdict == NOT_EXERCISED
+    assert not decide(p, obs, known_failure=None, baseline_ok=True).fails_run  # reported
 
 
 def test_attacks_outside_discovery_are_never_excused() -> None:
