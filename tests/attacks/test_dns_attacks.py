@@ -16,10 +16,10 @@ from lab.attacks.cname_sts_record import CnameStsRecord
 from lab.attacks.dns_failure import DnsFailure
 from lab.attacks.hide_sts_record import HideStsRecord
 from lab.attacks.spoof_mx import SpoofMx
-from lab.runner import attacker_hosts
 from lab.scenario import ScenarioError, load_text
 from lab.senders.mtasts import discover
 from lab.world import Domain, Policy, Topology, World, build_zone
+from lab.world_setup import attacker_hosts
 
 TOPOLOGY = Topology(dns="127.0.0.53", policy="127.0.0.80",
                     mx_fronts=tuple(f"127.0.1.{i}" for i in range(1, 5)),
