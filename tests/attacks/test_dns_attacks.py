@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fake_dns.zone import CNAME_DEPTH, RECORD_TYPES, Failure, Record, Zone
+from fake_dns.zone import CNAME_DEPTH, RECORD_TYPES, Failure, Zone, ZoneRecord
 from lab.attacks.add_sts_record import AddStsRecord
 from lab.attacks.base import Attack, DnsAttack
 from lab.attacks.cname_sts_record import CnameStsRecord
@@ -52,7 +52,7 @@ def values(zone: Zone, name: str, rtype: str) -> list[str]:
 
 def untouched(before: Zone, after: Zone, *names: str) -> None:
     """Every record outside ``names`` is the same before and after."""
-    def rest(zone: Zone) -> set[Record]:
+    def rest(zone: Zone) -> set[ZoneRecord]:
         return {r for r in zone.records() if r.name not in names}
     assert rest(before) == rest(after)
 
