@@ -1,9 +1,9 @@
 """The oracle: from events to an outcome, from an outcome to a verdict.
 
-DESIGN rules it enforces: no verdict without evidence that the sender engaged and that the
-attack fired (else ``inconclusive``); refusal is judged from the sender's own status where
-the adapter reads it, otherwise from the lab's side with a grace window for fallback
-retries; no fixed sleeps; known failures are strict.
+The honesty rules (docs/ARCHITECTURE.md) it enforces: no verdict without evidence that the
+sender engaged and that the attack fired (else ``inconclusive``); refusal is judged from the
+sender's own status where the adapter reads it, otherwise from the lab's side with a grace
+window for fallback retries; no fixed sleeps; known failures are strict.
 """
 
 from __future__ import annotations
@@ -196,7 +196,7 @@ class Verdict:
 
 def decide(phase: Phase, obs: Observation, *, known_failure: str | None,
            baseline_ok: bool | None) -> Verdict:
-    """The verdict for one phase, by the rules in DESIGN.md."""
+    """The verdict for one phase, by the honesty rules in docs/ARCHITECTURE.md."""
     if not obs.engaged:
         return Verdict(INCONCLUSIVE, "no evidence that the sender engaged "
                                      "(no MX lookup, no policy fetch, no connection)")
