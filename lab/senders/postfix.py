@@ -277,8 +277,7 @@ class PostfixSender(Sender):
         settings = main_cf(inst, ca)
         (etc / "main.cf").write_text("# mtasts-lab private instance\n" + "".join(
             f"{k} = {v}\n" for k, v in settings.items()))
-        # No chroot: the smtp client must read the namespace's resolv.conf (see
-        # docs/REAL-SENDERS-NOTES.md).
+        # No chroot: smtp must read the namespace's resolv.conf (docs/REAL-SENDERS-NOTES.md).
         text = (etc / "master.cf").read_text().splitlines()
         (etc / "master.cf").write_text("\n".join(_unchroot(line) for line in text) + "\n")
         (inst / "resolver" / "mta-sts-daemon.yml").write_text(
