@@ -257,3 +257,28 @@ def test_a_request_that_is_not_http_gets_a_json_400(tmp_path: Path) -> None:
         assert "error" in json.loads(body)
 
     asyncio.run(main())
+
+
+def test_a_container_applies_its_own_slot(tmp_path: Path) -> None:
+    """A mitm for slot 1 takes slot 1's name and attacks from the world, not slot 0's."""
+
+    async def main() -> None:
+        pki = LabPKI(tmp_path / "pki")
+        server = ControlServer("mitm", pki, tmp_path, slot=1, bind="127.0.0.1", port=0,
+                               upstream=("127.0.0.1", 9))
+        await server.start()
+        try:
+            proxy = server.services.proxies[0]
+            assert proxy.mx_name == idle_name(1)
+            strip = Attack.registry.get("strip-starttls")()
+            world = {"mx": mx_to_json([MxSetup("mx1.victim.test"),
+                                       MxSetup("mx2.victim.test", (strip,))],  # type: ignore[arg-type]
+                                      ["victim.test"])}
+            assert server.apply(world) == ["mx"]
+            assert (proxy.mx_name, proxy.attacks) == ("mx2.victim.test", (strip,))
+            assert server.apply({"mx": mx_to_json([MxSetup("mx1.victim.test")], [])}) == ["mx"]
+            assert (proxy.mx_name, proxy.attacks) == (idle_name(1), ())
+        finally:
+            await server.close()
+
+    asyncio.run(main())
