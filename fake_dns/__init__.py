@@ -6,15 +6,15 @@ Standalone (no imports from ``lab``): it is also the DNS container's build conte
 from fake_dns.errors import ZoneError
 from fake_dns.server import DnsServer, QueryLogEntry
 from fake_dns.sockets import bind_pair
-from fake_dns.zone import Answer, Failure, Record, Zone
+from fake_dns.zone import Answer, Failure, Zone, ZoneRecord
 
 __all__ = [
     "Answer",
     "DnsServer",
     "Failure",
     "QueryLogEntry",
-    "Record",
     "Zone",
     "ZoneError",
+    "ZoneRecord",
     "bind_pair",
 ]

@@ -34,7 +34,7 @@ from dnslib import (
 )
 
 from fake_dns.errors import ZoneError
-from fake_dns.zone import Answer, Failure, Record, Zone
+from fake_dns.zone import Answer, Failure, Zone, ZoneRecord
 
 logger = logging.getLogger("fake_dns")
 
@@ -67,7 +67,7 @@ class QueryLogEntry:
     """True when the reply had the TC bit set (failure or a UDP reply too large)."""
 
 
-def to_rr(record: Record, owner: str | None = None) -> RR:
+def to_rr(record: ZoneRecord, owner: str | None = None) -> RR:
     """A zone record as a dnslib resource record (``owner`` keeps the asker's spelling)."""
     rname = owner if owner is not None else record.name + "."
     value, rtype = record.value, record.rtype
@@ -156,7 +156,7 @@ class DnsServer:
             self._record(client, transport, name, qtype, "NONE", (), answer, truncated=False)
             return None
         truncated = answer.failure is Failure.TRUNCATE and transport == "udp"
-        sent: tuple[Record, ...] = ()
+        sent: tuple[ZoneRecord, ...] = ()
         if not truncated:
             reply.header.rcode = getattr(RCODE, answer.rcode)
             reply.header.aa = int(answer.aa)
@@ -207,7 +207,7 @@ class DnsServer:
         return packed if len(packed) <= 65535 else None
 
     def _record(self, client: tuple[str, int], transport: Transport, name: str, qtype: str,
-                rcode: str, sent: tuple[Record, ...], answer: Answer, truncated: bool) -> None:
+                rcode: str, sent: tuple[ZoneRecord, ...], answer: Answer, truncated: bool) -> None:
         entry = QueryLogEntry(
             t=time.monotonic(), client=client, transport=transport, name=name, qtype=qtype,
             rcode=rcode, answers=tuple(str(r) for r in sent),

@@ -51,7 +51,7 @@ class Failure(StrEnum):
 
 
 @dataclass(frozen=True)
-class Record:
+class ZoneRecord:
     name: str
     rtype: str
     value: str
@@ -66,8 +66,8 @@ class Answer:
     """What the zone says about one question. The server applies ``failure`` per transport."""
 
     rcode: str
-    records: tuple[Record, ...] = ()
-    authority: tuple[Record, ...] = ()
+    records: tuple[ZoneRecord, ...] = ()
+    authority: tuple[ZoneRecord, ...] = ()
     failure: Failure | None = None
     ad: bool = False
     aa: bool = True
@@ -168,19 +168,20 @@ class Zone:
     """One authoritative zone holding every name of a world. Not thread-safe."""
 
     def __init__(self) -> None:
-        self._records: list[Record] = []
+        self._records: list[ZoneRecord] = []
         self._failures: dict[tuple[str, str | None], Failure] = {}
         self._authenticated: set[str] = set()
 
     # --- changing the zone -------------------------------------------------------------
 
-    def add(self, name: str, rtype: str, value: str, ttl: int = DEFAULT_TTL) -> Record:
+    def add(self, name: str, rtype: str, value: str, ttl: int = DEFAULT_TTL) -> ZoneRecord:
         """Add a record (an identical name/type/value replaces the old one's TTL)."""
         rtype_n = normalize_type(rtype)
         if rtype_n not in RECORD_TYPES:
             raise ZoneError(f"unsupported record type {rtype!r} (supported: "
                             f"{', '.join(RECORD_TYPES)})")
-        record = Record(normalize_name(name), rtype_n, normalize_value(rtype_n, value), _ttl(ttl))
+        record = ZoneRecord(normalize_name(name), rtype_n, normalize_value(rtype_n, value),
+                            _ttl(ttl))
         for i, old in enumerate(self._records):
             if (old.name, old.rtype, old.value) == (record.name, record.rtype, record.value):
                 self._records[i] = record
@@ -226,7 +227,7 @@ class Zone:
 
     # --- reading the zone --------------------------------------------------------------
 
-    def records(self, name: str | None = None, rtype: str | None = None) -> list[Record]:
+    def records(self, name: str | None = None, rtype: str | None = None) -> list[ZoneRecord]:
         """The records in insertion order, optionally only those of a name and/or type."""
         norm = normalize_name(name) if name is not None else None
         rtype_n = normalize_type(rtype) if rtype is not None else None
@@ -287,7 +288,7 @@ class Zone:
         """
         name = normalize_name(qname)
         rtype = normalize_type(qtype)
-        chain: list[Record] = []
+        chain: list[ZoneRecord] = []
         ad = True
         pending: Failure | None = None
         while True:
@@ -313,7 +314,7 @@ class Zone:
             rcode = "NOERROR" if self.exists(name) else "NXDOMAIN"
             return Answer(rcode, tuple(chain), self._soa_for(name), pending, ad)
 
-    def _soa_for(self, name: str) -> tuple[Record, ...]:
+    def _soa_for(self, name: str) -> tuple[ZoneRecord, ...]:
         """The SOA of the closest enclosing name that has one (for negative answers)."""
         labels = name.split(".")
         for i in range(len(labels)):
@@ -349,7 +350,7 @@ class Zone:
         )
 
     @classmethod
-    def from_records(cls, records: Iterable[Record]) -> Zone:
+    def from_records(cls, records: Iterable[ZoneRecord]) -> Zone:
         zone = cls()
         for r in records:
             zone.add(r.name, r.rtype, r.value, r.ttl)

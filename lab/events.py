@@ -1,6 +1,8 @@
 """The event log: every service reports what it saw here, the oracle waits on it.
 
-Waiting is on events with deadlines, never on fixed sleeps.
+Waiting is on events with deadlines, never on fixed sleeps. Every (source, kind) a service
+may emit is declared once, in ``KINDS`` below, with the payload fields it carries;
+``EventLog(check=True)`` lists anything else in ``undeclared`` (the tests run the lab so).
 """
 
 from __future__ import annotations
@@ -39,9 +41,15 @@ Emit = Callable[[str, str, Mapping[str, Any]], None]
 
 
 class EventLog:
-    """Append-only, bound to the running event loop. ``mark()`` then ``since(mark)``."""
+    """Append-only, bound to the running event loop. ``mark()`` then ``since(mark)``.
 
-    def __init__(self) -> None:
+    ``check``: add a line to ``undeclared`` for each event that ``KINDS`` does not declare
+    (the event is kept all the same: a check must not change what the oracle sees).
+    """
+
+    def __init__(self, *, check: bool = False) -> None:
+        self.check = check
+        self.undeclared: list[str] = []
         self._events: list[Event] = []
         self._changed: asyncio.Event | None = None
         self._listeners: list[Callable[[Event], None]] = []
@@ -50,6 +58,10 @@ class EventLog:
         self.append(Event(source, kind, dict(data or {})))
 
     def append(self, event: Event) -> None:
+        if self.check:
+            why = problem(event.source, event.kind, event.data)
+            if why:
+                self.undeclared.append(why)
         self._events.append(event)
         for listener in self._listeners:
             listener(event)
@@ -90,3 +102,98 @@ class EventLog:
                 await asyncio.wait_for(self._changed.wait(), remaining)
             except TimeoutError:
                 return predicate(self._events[mark:])
+
+
+# ---------------------------------------------------------------- the kinds, in one place
+# The oracle, the narrative (lab.narrate) and the reports read events by these names. A service
+# that emits a kind or a field missing here fails the tests (tests/test_event_kinds.py). Add a
+# row when you add an event.
+
+
+@dataclass(frozen=True)
+class EventKind:
+    source: str
+    kind: str
+    fields: frozenset[str]
+    """The payload keys this kind may carry (a key may be absent)."""
+    doc: str
+
+
+ANY_SOURCE_FIELDS = frozenset({"container"})
+"""Added to every event by the compose backend: the container that saw it."""
+
+_CONN = "conn mx"  # every proxy event names its connection and MX slot
+_LEG = "sni cert peer applied"
+
+_TABLE: tuple[tuple[str, str, str, str], ...] = (
+    (DNS, "query", "client transport name qtype rcode answers failure ad truncated",
+     "one question the fake DNS server answered (failure: the attack's injected rcode)"),
+    (POLICY, "connect", "peer via", "a TCP connection to the policy host (via: attacker)"),
+    (POLICY, "handshake", f"{_LEG} host", "TLS done; cert is the kind presented"),
+    (POLICY, "tls-failed", f"{_LEG} error", "the client (or the host) ended the handshake"),
+    (POLICY, "refused", "sni domain peer applied", "reset before any TLS answer (unreachable)"),
+    (POLICY, "fetch", f"{_LEG} domain host method path status bytes chunks complete aborted "
+     "content_type conditional error served", "one HTTP request answered"),
+    (POLICY, "bad-request", f"{_LEG} domain host method path status bytes chunks complete "
+     "aborted content_type conditional error served", "a request that was not valid HTTP"),
+    (POLICY, "intercept", "peer attacks to", "a connection handed to the attacker's mitmproxy"),
+    (POLICY, "intercept-failed", "peer attacks error", "the attacker's mitmproxy is not there"),
+    (POLICY, "mitm-handshake", "sni applied", "mitmproxy's certificate was accepted"),
+    (POLICY, "mitm-handshake-failed", "sni error applied", "mitmproxy's certificate refused"),
+    (POLICY, "mitm-rewrite", "sni path genuine_status bytes applied",
+     "mitmproxy replaced the policy body"),
+    (PROXY, "connect", f"{_CONN} peer", "a sender connected to the MX front"),
+    (PROXY, "upstream-failed", f"{_CONN} error", "the genuine MX did not answer"),
+    (PROXY, "tls", f"{_CONN} leg mode ok sni version cipher cert cert_name error",
+     "a TLS handshake on one leg (client: the sender's, server: the genuine MX's)"),
+    (PROXY, "attack-fired", f"{_CONN} attack detail", "an SMTP attack changed the session"),
+    (PROXY, "message", f"{_CONN} message_id client_leg mail_from rcpt_to",
+     "the genuine MX accepted a message the proxy relayed"),
+    (PROXY, "cut", f"{_CONN} reason tls", "the attack ended the session"),
+    (PROXY, "incomplete", f"{_CONN} leg bytes", "a leg closed in the middle of a line"),
+    (PROXY, "timeout", f"{_CONN} seconds state", "the sender was idle too long"),
+    (PROXY, "trailing-data-dropped", f"{_CONN} leg bytes text",
+     "bytes pipelined after STARTTLS (never relayed)"),
+    (PROXY, "protocol-error", f"{_CONN} leg error", "a leg broke the SMTP grammar"),
+    (PROXY, "close", f"{_CONN} reason transcript tunnel_bytes",
+     "the session ended: both legs' transcript"),
+    (SINK, "connect", "peer mx", "a connection reached the genuine MX"),
+    (SINK, "tls", "sni version cipher mx peer", "STARTTLS done at the genuine MX"),
+    (SINK, "tls-failed", "sni mx error peer", "STARTTLS failed at the genuine MX"),
+    (SINK, "message", "message_id mail_from rcpt_tos tls sni tls_version cipher mx peer size",
+     "the genuine MX accepted a message"),
+    (SINK, "error", "error peer", "the sink's SMTP server hit an error"),
+    (SENDER, "status", "message_id status reason mx dsn relay queue_id log_line sender",
+     "the sender's own verdict on a message (delivered, deferred, bounced)"),
+    (SENDER, "log", "line message_id queue_id sender", "one line of the sender's log"),
+    (SENDER, "attempt", "mx address tls result reason", "the reference sender tried one MX"),
+    (SENDER, "policy", "domain source id mode error",
+     "the reference sender's policy decision (source: fetched, cached, none)"),
+    (SENDER, "submitted", "message_id reply to sender", "a message handed over by SMTP"),
+    (SENDER, "started", "message_id argv pid sender", "a command sender's program started"),
+    (SENDER, "exit", "message_id returncode sender duration_s", "that program ended"),
+    (RUNNER, "inject", "scenario phase message_id", "the runner handed the sender a message"),
+    (RUNNER, "backend-up", "backend runid reused bringup_s", "the backend is up"),
+    (RUNNER, "backend-error", "service error", "a compose service stopped answering"),
+)
+
+KINDS: Mapping[tuple[str, str], EventKind] = {
+    (source, kind): EventKind(source, kind, frozenset(fields.split()), doc)
+    for source, kind, fields, doc in _TABLE
+}
+
+
+def problem(source: str, kind: str, data: Mapping[str, Any]) -> str | None:
+    """Why this event is not declared, or None."""
+    declared = KINDS.get((source, kind))
+    if declared is None:
+        return f"event kind ({source!r}, {kind!r}) is not declared in lab.events.KINDS"
+    extra = sorted(set(data) - declared.fields - ANY_SOURCE_FIELDS)
+    if extra:
+        return f"event ({source!r}, {kind!r}) carries undeclared fields {extra}"
+    return None
+
+
+def kinds_of(source: str) -> list[str]:
+    """The kinds a source emits, in declaration order."""
+    return [k for s, k in KINDS if s == source]

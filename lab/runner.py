@@ -17,22 +17,21 @@ from pathlib import Path
 from typing import Any
 
 from lab import backends, senders
-from lab.attacks.base import Attack, DnsAttack, PolicyAttack, SmtpAttack
+from lab.attacks.base import Attack
 from lab.backends.base import Backend
 from lab.backends.netns_state import ProcRef
-from lab.backends.services import MxSetup
 from lab.events import RUNNER, EventLog
 from lab.oracle import ERROR, SKIPPED, Observation, Verdict, decide, observe
 from lab.pki import LabPKI
-from lab.policy_host.response import PolicyResponse
 from lab.scenario import Phase, Scenario
 from lab.senders.base import OutgoingMessage, Sender
-from lab.world import Topology, World, build_zone
+from lab.world import Topology, World
+from lab.world_setup import publish, service_config
 
 
 @dataclass
 class Record:
-    """One phase of one scenario for one sender: the results contract in DESIGN.md."""
+    """One phase of one scenario for one sender: one entry of the results file."""
 
     scenario: str
     phase: str
@@ -89,34 +88,9 @@ Progress = Callable[[Record], None]
 
 
 def configure_world(backend: Backend, topology: Topology, world: World,
-                    attacks: Sequence[Any]) -> None:
+                    attacks: Sequence[Attack]) -> None:
     """Publish the world with the phase's attacks applied, on every service."""
-    zone = build_zone(world, topology, attacker_hosts(world, attacks))
-    for attack in attacks:
-        if isinstance(attack, DnsAttack):
-            zone = attack.transform(zone, world, topology)
-    # TTL 0: no sender carries an answer from one scenario or phase into the next (newer
-    # c-ares builds cache answers, which survived a policy-cache flush otherwise)
-    backend.services.set_zone(zone.with_ttl(0))
-    responses: dict[str, PolicyResponse] = {}
-    for domain in world.domains:
-        body = domain.policy_body()
-        if body is None:
-            continue
-        response = PolicyResponse(body=body.encode())
-        for attack in attacks:
-            if isinstance(attack, PolicyAttack):
-                response = attack.transform(response, domain.name)
-        responses[domain.name] = response
-    backend.services.set_policies(responses)
-    hosts = [*world.mx_hosts(), *attacker_hosts(world, attacks)]
-    if len(hosts) > len(topology.mx_fronts):
-        raise ValueError(f"{len(hosts)} MX hosts; the backend has {len(topology.mx_fronts)} "
-                         "MX slots")
-    slots = [MxSetup(host, tuple(a for a in attacks
-                                 if isinstance(a, SmtpAttack) and a.targets(host)))
-             for host in hosts]
-    backend.services.set_mx(slots, [d.name for d in world.domains])
+    publish(backend.services, service_config(world, topology, attacks))
 
 
 RUN_DIR_PREFIX = "mtasts-lab-run-"
@@ -162,16 +136,6 @@ def attacks_missing(attacks: Sequence[Attack], backend: Backend) -> list[str]:
 
 def scenario_missing(scenario: Scenario, backend: Backend) -> list[str]:
     return [m for p in scenario.phases for m in attacks_missing(p.attacks, backend)]
-
-
-def attacker_hosts(world: World, attacks: Sequence[Any]) -> list[str]:
-    """MX hosts that the phase's DNS attacks introduce and the attacker runs."""
-    known = set(world.mx_hosts())
-    extra: list[str] = []
-    for attack in attacks:
-        if isinstance(attack, DnsAttack):
-            extra += [h for h in attack.attacker_mx(world) if h not in known and h not in extra]
-    return extra
 
 
 class Runner:

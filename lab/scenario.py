@@ -299,6 +299,13 @@ def _attack(path: str, where: str, raw: Any) -> Attack:
         raise ScenarioError(path, f"{where}.{name}", str(exc)) from None
 
 
+def build_attack(name: str, options: Mapping[str, Any] | None = None, *,
+                 path: str = "<attack>", where: str = "attacks") -> Attack:
+    """An attack from its name and options as a scenario writes them, with the loader's
+    coercion and checks (``ScenarioError`` naming ``path`` and ``where`` on bad input)."""
+    return _attack(path, where, {name: dict(options or {})})
+
+
 # ---------------------------------------------------------------- scenario
 
 _TOP_FIELDS = ("summary", "refs", "teach", "covers", "world", "phases", "known_failures",

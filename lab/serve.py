@@ -13,8 +13,8 @@ from lab.backends.base import Backend
 from lab.events import Event, EventLog
 from lab.narrate import step
 from lab.pki import LabPKI
-from lab.runner import configure_world
 from lab.scenario import Phase, Scenario
+from lab.world_setup import publish, service_config
 
 
 def describe(scenario: Scenario, phase: Phase, backend: Backend, run_dir: Path,
@@ -57,7 +57,7 @@ async def serve_world(backend_name: str, scenario: Scenario, phase: Phase,
     try:
         pki = LabPKI(run_dir / "pki")
         topology = await backend.up(run_dir, pki, events)
-        configure_world(backend, topology, phase.world, phase.attacks)
+        publish(backend.services, service_config(phase.world, topology, phase.attacks))
         print(describe(scenario, phase, backend, run_dir, pki.ca_file), flush=True)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), seconds)

@@ -23,8 +23,9 @@ def _enforce_refusal(s: Scenario) -> bool:
 
 @pytest.mark.parametrize("scenario", CATALOGUE, ids=lambda s: s.id)
 def test_negative_control_fails_the_enforce_attacks(scenario: Scenario) -> None:
-    # DESIGN rule 7: the opportunistic sender must fail every enforce-mode attack; it is a
-    # known failure nowhere else (the run itself proves the rest: known failures are strict)
+    # Honesty rule 7 (docs/ARCHITECTURE.md): the opportunistic sender must fail every
+    # enforce-mode attack; it is a known failure nowhere else (the run itself proves the
+    # rest: known failures are strict)
     if _enforce_refusal(scenario):
         assert "opportunistic" in scenario.known_failures
     if "opportunistic" in scenario.known_failures:

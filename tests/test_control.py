@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import smtplib
+import socket
+import ssl
 import time
 from pathlib import Path
 
@@ -17,10 +20,12 @@ from lab.control import (
     ControlClient,
     ControlError,
     ControlServer,
+    RemoteServices,
     attack_from_json,
     attack_to_json,
     ca_fingerprint,
     ensure_pki,
+    idle_name,
     mx_to_json,
     policy_from_json,
     policy_to_json,
@@ -28,6 +33,7 @@ from lab.control import (
 from lab.pki import CertKind, LabPKI
 from lab.policy_host.response import PolicyResponse
 from lab.world import Domain, Policy, Topology, World, build_zone
+from lab.world_setup import publish, service_config
 
 attacks.load_all()
 
@@ -166,5 +172,113 @@ def test_control_protocol_end_to_end(tmp_path: Path) -> None:
                 await server.close()
         with pytest.raises(ControlError):
             ControlClient(tmp_path / "state" / "dns.sock", timeout=1).call("GET", "/health")
+
+    asyncio.run(main())
+
+
+def _fetch_policy(address: tuple[str, int], domain: str, ca_file: Path) -> bytes:
+    context = ssl.create_default_context(cafile=str(ca_file))
+    host = f"mta-sts.{domain}"
+    with socket.create_connection(address, timeout=10) as raw, \
+            context.wrap_socket(raw, server_hostname=host) as tls:
+        tls.sendall(f"GET /.well-known/mta-sts.txt HTTP/1.1\r\nHost: {host}\r\n"
+                    "Connection: close\r\n\r\n".encode())
+        chunks = []
+        while chunk := tls.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_remote_services_publish_a_world(tmp_path: Path) -> None:
+    """The runner's side (``RemoteServices``) configures services in other processes exactly
+    as ``publish`` configures in-process ones: here the services are local control servers."""
+
+    async def main() -> None:
+        servers, clients, runner_pki = await _lab(tmp_path)
+        by = {s.label: s for s in servers}
+        remote = RemoteServices(clients)
+        try:
+            world = World((Domain("victim.test", ("mx1.victim.test",),
+                                  Policy("enforce", ("mx1.victim.test",))),))
+            topo = Topology(dns="127.0.0.1", policy="127.0.0.3", mx_fronts=("127.0.0.11",),
+                            mx_backs=("127.0.0.21",), attacker="127.0.0.30")
+            strip = Attack.registry.get("strip-starttls")()
+            config = service_config(world, topo, [strip])
+            await asyncio.to_thread(publish, remote, config)  # blocking calls, as the runner's
+            dns, policy = by["dns"].address, by["policy"].address
+            assert dns is not None and policy is not None
+            query = dnslib.DNSRecord.question("victim.test", "MX")
+            answer = dnslib.DNSRecord.parse(await asyncio.to_thread(
+                query.send, dns[0], dns[1], False, 5))
+            assert [str(r.rdata) for r in answer.rr] == ["10 mx1.victim.test."]
+            assert all(r.ttl == 0 for r in answer.rr)
+            reply = await asyncio.to_thread(_fetch_policy, policy, "victim.test",
+                                            runner_pki.ca_file)
+            assert reply.startswith(b"HTTP/1.1 200") and b"mode: enforce" in reply
+            proxy = by["mitm0"].services.proxies[0]
+            assert (proxy.mx_name, proxy.attacks) == ("mx1.victim.test", (strip,))
+            await remote.reset()
+            assert (proxy.mx_name, proxy.attacks) == (idle_name(0), ())
+            await remote.close()  # the services keep running: the containers own them
+            assert (await clients["dns"].health())["role"] == "dns"
+        finally:
+            for server in servers:
+                await server.close()
+
+    asyncio.run(main())
+
+
+def test_service_config_checks_the_slot_limit() -> None:
+    spoof = Attack.registry.get("spoof-mx")()
+    world = World((Domain("victim.test", ("mx1.victim.test",),
+                          Policy("enforce", ("mx1.victim.test",))),))
+    one_slot = Topology(dns="127.0.0.1", policy="127.0.0.3", mx_fronts=("127.0.0.11",),
+                        mx_backs=("127.0.0.21",), attacker="127.0.0.30")
+    assert service_config(world, one_slot, []).mx == (MxSetup("mx1.victim.test"),)
+    with pytest.raises(ValueError, match="2 MX hosts; the backend has 1 MX slots"):
+        service_config(world, one_slot, [spoof])
+
+
+def test_a_request_that_is_not_http_gets_a_json_400(tmp_path: Path) -> None:
+    async def main() -> None:
+        servers, _, _ = await _lab(tmp_path)
+        try:
+            reader, writer = await asyncio.open_unix_connection(
+                str(tmp_path / "state" / "dns.sock"))
+            writer.write(b"\x00\x01 not http\r\n\r\n")
+            await writer.drain()
+            reply = await asyncio.wait_for(reader.read(), 10)
+            writer.close()
+        finally:
+            for server in servers:
+                await server.close()
+        head, _, body = reply.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 400")
+        assert "error" in json.loads(body)
+
+    asyncio.run(main())
+
+
+def test_a_container_applies_its_own_slot(tmp_path: Path) -> None:
+    """A mitm for slot 1 takes slot 1's name and attacks from the world, not slot 0's."""
+
+    async def main() -> None:
+        pki = LabPKI(tmp_path / "pki")
+        server = ControlServer("mitm", pki, tmp_path, slot=1, bind="127.0.0.1", port=0,
+                               upstream=("127.0.0.1", 9))
+        await server.start()
+        try:
+            proxy = server.services.proxies[0]
+            assert proxy.mx_name == idle_name(1)
+            strip = Attack.registry.get("strip-starttls")()
+            world = {"mx": mx_to_json([MxSetup("mx1.victim.test"),
+                                       MxSetup("mx2.victim.test", (strip,))],  # type: ignore[arg-type]
+                                      ["victim.test"])}
+            assert server.apply(world) == ["mx"]
+            assert (proxy.mx_name, proxy.attacks) == ("mx2.victim.test", (strip,))
+            assert server.apply({"mx": mx_to_json([MxSetup("mx1.victim.test")], [])}) == ["mx"]
+            assert (proxy.mx_name, proxy.attacks) == (idle_name(1), ())
+        finally:
+            await server.close()
 
     asyncio.run(main())

@@ -1,5 +1,6 @@
 """The oracle cannot be fooled: no verdict without a sender that engaged and an attack that
-fired (DESIGN rule 1). Both cases must end inconclusive, and the run must exit 1."""
+fired (honesty rule 1 in docs/ARCHITECTURE.md). Both cases must end inconclusive, and the
+run must exit 1."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The verdict rules of DESIGN.md, on observations made by hand."""
+"""The verdict rules of docs/ARCHITECTURE.md, on observations made by hand."""
 
 from __future__ import annotations
 

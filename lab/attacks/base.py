@@ -8,8 +8,8 @@ Three places an attacker acts:
 - ``policy``: a pure transform of the policy host's answer;
 - ``smtp``: hooks the proxy's sans-IO relay core calls, all optional, named after the verbs.
 
-Every attack must leave evidence that it fired (DESIGN rule 1); otherwise the verdict is
-inconclusive.
+Every attack must leave evidence that it fired (honesty rule 1 in docs/ARCHITECTURE.md);
+otherwise the verdict is inconclusive.
 """
 
 from __future__ import annotations

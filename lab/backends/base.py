@@ -1,7 +1,7 @@
 """The backend contract: bring the lab's hosts up somewhere, hand out their addresses.
 
 Every backend runs the same service classes (fake DNS, policy host, proxies, sinks); only
-where their sockets live differs. The runner drives them through ``LabServices`` (the control
+where their sockets live differs. The runner drives them through ``Services`` (the control
 interface) and gives the sender a ``SenderEnv``.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from lab.backends.services import LabServices
+from lab.backends.services import Services
 from lab.events import EventLog
 from lab.pki import LabPKI
 from lab.registry import Registered, Registry
@@ -29,7 +29,7 @@ class Backend(Registered):
     """Attacks this backend cannot run, with the reason: their phases are ``skipped``."""
 
     topology: Topology
-    services: LabServices
+    services: Services
 
     @classmethod
     def check(cls) -> list[str]:

@@ -8,8 +8,8 @@ the run directory that every container bind-mounts at ``/run/lab``.
 ``up()``: exports the run's CAs to the run directory, brings the project up with
 docker-compose (or reuses a running one: the containers reload the new CAs and reset their
 world), waits until every control socket answers with the run's CA, and starts one task per
-service that long-polls its events into the runner's ``EventLog``. ``services`` offers the
-runner's ``set_zone`` / ``set_policies`` / ``set_mx`` and forwards each to the containers.
+service that long-polls its events into the runner's ``EventLog``. ``services`` is a
+``lab.control.RemoteServices``: the runner's ``Services``, forwarded to the containers.
 ``down()`` removes the project's containers and network unless ``MTASTS_LAB_COMPOSE_KEEP=1``
 (or ``ComposeBackend(keep=True)``); then the next run reuses them.
 
@@ -24,18 +24,15 @@ import contextlib
 import os
 import shutil
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from fake_dns.zone import Zone
 from lab.backends import compose_docker as cd
 from lab.backends.base import Backend, BackendUnavailable
-from lab.backends.services import LabServices, MxSetup
-from lab.control import ControlClient, ControlError, ca_fingerprint, mx_to_json, policy_to_json
+from lab.control import ControlClient, ControlError, RemoteServices, ca_fingerprint
 from lab.events import RUNNER, EventLog
 from lab.pki import LabPKI
-from lab.policy_host.response import PolicyResponse
 from lab.senders.base import SenderEnv
 from lab.world import MAX_MX, Topology
 
@@ -48,42 +45,6 @@ LAB_SERVICES = ("dns", "policy", *(f"mx{i}" for i in range(MAX_MX)),
                 *(f"mitm{i}" for i in range(MAX_MX)))
 READY_TIMEOUT_S = float(os.environ.get("MTASTS_LAB_COMPOSE_READY_S", "60"))
 POLL_WAIT_S = 20.0
-
-
-class ComposeServices(LabServices):
-    """The runner's control interface (``LabServices``), forwarded over the control API to
-    the containers (no service runs in this process)."""
-
-    def __init__(self, clients: Mapping[str, ControlClient]) -> None:  # no super(): no services
-        self.clients = dict(clients)
-
-    async def start(self, sockets: object) -> None:
-        raise NotImplementedError("the containers run the services")
-
-    async def close(self) -> None:
-        return None
-
-    def _post(self, labels: Sequence[str], body: dict[str, Any]) -> None:
-        for label in labels:
-            self.clients[label].call("POST", "/world", body)
-
-    def set_zone(self, zone: Zone) -> None:
-        self._post(["dns"], {"zone": zone.to_text()})
-
-    def set_policies(self, responses: Mapping[str, PolicyResponse]) -> None:
-        self._post(["policy"], {"policies": {d: policy_to_json(r)
-                                             for d, r in responses.items()}})
-
-    def set_mx(self, slots: Sequence[MxSetup], accept_domains: Sequence[str]) -> None:
-        if len(slots) > MAX_MX:
-            raise ValueError(f"{len(slots)} MX slots; compose has {MAX_MX}")
-        body = {"mx": mx_to_json(slots, accept_domains)}
-        # sinks first: a proxy never relays to a sink that does not yet know its name
-        self._post([f"mx{i}" for i in range(MAX_MX)], body)
-        self._post([f"mitm{i}" for i in range(MAX_MX)], body)
-
-    async def reset(self) -> None:
-        await asyncio.gather(*(c.request("POST", "/reset") for c in self.clients.values()))
 
 
 class ComposeBackend(Backend):
@@ -183,8 +144,8 @@ class ComposeBackend(Backend):
                 await self._compose_up()
             clients = {s: ControlClient(self.run_dir / f"{s}.sock") for s in LAB_SERVICES}
             await self._ready(clients, ca_fingerprint(pki), reload=self.reused)
-            self.services = ComposeServices(clients)
-            await self.services.reset()
+            self.services = services = RemoteServices(clients)
+            await services.reset()
             extra = os.environ.get("MTASTS_LAB_COMPOSE_SENDER")
             if extra:  # a sender container for generic senders (`command`) to run in
                 await self._sender_up(extra, ca_fingerprint(pki))

@@ -28,105 +28,47 @@ Choices:
   oracle's evidence). ``intercept`` only names them in ``attacks``: handing a connection to
   mitmproxy is not yet the attack, its certificate is.
 - A 200 carries an ``ETag`` and a ``Last-Modified``, as most web servers send.
+
+This module handles connections and TLS; what a request gets is decided in ``answer`` (pure),
+the stream helpers are in ``streams``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
-import hashlib
-import math
 import socket
 import ssl
-import struct
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from lab.events import POLICY, Emit
-from lab.pki import CertKind, LabPKI
-from lab.policy_host.http import (
-    MAX_HEAD,
-    REASONS,
-    HttpError,
-    Request,
-    find_head_end,
-    host_name,
-    parse_request_head,
-    response_head,
+from lab.pki import LabPKI
+from lab.policy_host.answer import (
+    POLICY_PATH,
+    Answer,
+    Conn,
+    Site,
+    conditional,
+    domain_of_host,
+    error_answer,
+    interceptions,
+    norm,
+    response_headers,
+    route,
+    trickle_chunks,
+    trickle_plan,
 )
+from lab.policy_host.http import MAX_HEAD, HttpError, Request, parse_request_head, response_head
 from lab.policy_host.mitm import MitmPolicyProxy
 from lab.policy_host.response import Interception, PolicyResponse
+from lab.policy_host.streams import pipe, read_head, reset
 
-POLICY_PATH = "/.well-known/mta-sts.txt"
+__all__ = ["FALLBACK_HOST", "POLICY_PATH", "PolicyHost", "read_head", "trickle_chunks",
+           "trickle_plan"]
+
 FALLBACK_HOST = "policy-host.lab.test"
 """The identity presented for an unknown or missing SNI."""
-SERVER = "mtasts-lab-policy-host"
-TRICKLE_INTERVAL_S = 0.05
-LAST_MODIFIED = "Mon, 01 Jan 2024 00:00:00 GMT"
-"""Pacing step for a trickling body: one chunk per step."""
-
-
-def trickle_plan(bytes_per_s: float) -> tuple[int, float]:
-    """Chunk size and pause between chunks for a body sent at ``bytes_per_s``."""
-    if not bytes_per_s > 0:
-        raise ValueError("trickle rate must be positive")
-    chunk = max(1, round(bytes_per_s * TRICKLE_INTERVAL_S))
-    return chunk, chunk / bytes_per_s
-
-
-def trickle_chunks(size: int, bytes_per_s: float) -> int:
-    """How many chunks a trickled body of ``size`` bytes is sent in."""
-    return math.ceil(size / trickle_plan(bytes_per_s)[0])
-
-
-def _norm(name: str) -> str:
-    return name.strip().lower().rstrip(".")
-
-
-def _domain_of_host(host: str | None) -> str | None:
-    if host and host.startswith("mta-sts."):
-        return host[len("mta-sts."):]
-    return None
-
-
-@dataclass(frozen=True)
-class _Site:
-    response: PolicyResponse
-    context: ssl.SSLContext
-
-
-@dataclass
-class _Conn:
-    """What one connection learnt during its handshake."""
-
-    peer: str
-    sni: str | None = None
-    domain: str | None = None
-    cert: str = CertKind.VALID.value
-    refused: bool = False
-    error: str | None = None
-    applied: tuple[str, ...] = ()
-
-
-@dataclass
-class _Answer:
-    status: int
-    reason: str
-    body: bytes = b""
-    content_type: str | None = "text/plain"
-    headers: tuple[tuple[str, str], ...] = ()
-    trickle: float | None = None
-    applied: tuple[str, ...] = ()
-    domain: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def _error(status: int, domain: str | None = None, error: str | None = None) -> _Answer:
-    reason = REASONS.get(status, "Error")
-    extra = {"error": error} if error else {}
-    return _Answer(status, reason, f"{status} {reason}\n".encode(), domain=domain, extra=extra)
 
 
 class PolicyHost:
@@ -138,7 +80,7 @@ class PolicyHost:
         self.emit = emit
         self.read_timeout = read_timeout
         self.handshake_timeout = handshake_timeout
-        self._sites: dict[str, _Site] = {}
+        self._sites: dict[str, Site] = {}
         self._fallback = pki.write_leaf(FALLBACK_HOST)
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
@@ -152,11 +94,11 @@ class PolicyHost:
         """Answers keyed by policy domain (``victim.test`` serves ``mta-sts.victim.test``)."""
         sites = {}
         for domain, response in responses.items():
-            name = _norm(domain)
+            name = norm(domain)
             context = self.pki.server_context(f"mta-sts.{name}", response.cert)
-            sites[name] = _Site(response, context)
+            sites[name] = Site(response, context)
         self._sites = sites
-        if _interceptions(sites) and self._server is not None and self._mitm_start is None:
+        if interceptions(sites) and self._server is not None and self._mitm_start is None:
             # start the attacker's proxy now, not on the sender's first connection
             try:
                 loop = asyncio.get_running_loop()
@@ -215,9 +157,9 @@ class PolicyHost:
     async def _connection(self, reader: asyncio.StreamReader,
                           writer: asyncio.StreamWriter, genuine: bool = False) -> None:
         peer = writer.get_extra_info("peername")
-        conn = _Conn(f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer))
+        conn = Conn(f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer))
         sites = self._sites  # this connection's view, even if configure() runs meanwhile
-        plans = [] if genuine else _interceptions(sites)
+        plans = [] if genuine else interceptions(sites)
         if plans:
             await self._hand_to_attacker(reader, writer, conn, plans)
             return
@@ -240,7 +182,7 @@ class PolicyHost:
         answer, request = await self._answer(reader, sites, conn)
         await self._send(writer, answer, request, conn)
 
-    def _connection_context(self, sites: Mapping[str, _Site], conn: _Conn,
+    def _connection_context(self, sites: Mapping[str, Site], conn: Conn,
                             raw: asyncio.BaseTransport) -> ssl.SSLContext:
         """A context for one connection: fallback certificate, switched by SNI."""
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -250,7 +192,7 @@ class PolicyHost:
                             _ctx: ssl.SSLContext) -> int | None:
             try:
                 conn.sni = server_name
-                domain = _domain_of_host(_norm(server_name)) if server_name else None
+                domain = domain_of_host(norm(server_name)) if server_name else None
                 site = sites.get(domain) if domain else None
                 if site is None:
                     self.emit(POLICY, "handshake", {"sni": server_name, "cert": conn.cert,
@@ -260,7 +202,7 @@ class PolicyHost:
                 conn.applied = site.response.applied
                 if not site.response.reachable:
                     conn.refused = True
-                    _reset(raw)
+                    reset(raw)
                     return ssl.ALERT_DESCRIPTION_HANDSHAKE_FAILURE
                 conn.cert = site.response.cert.value
                 ssl_obj.context = site.context
@@ -276,52 +218,25 @@ class PolicyHost:
         context.sni_callback = on_client_hello
         return context
 
-    async def _answer(self, reader: asyncio.StreamReader, sites: Mapping[str, _Site],
-                      conn: _Conn) -> tuple[_Answer, Request | None]:
+    async def _answer(self, reader: asyncio.StreamReader, sites: Mapping[str, Site],
+                      conn: Conn) -> tuple[Answer, Request | None]:
         try:
             async with asyncio.timeout(self.read_timeout):
                 head = await read_head(reader)
             request = parse_request_head(head)
         except HttpError as exc:
-            return _error(exc.status, error=str(exc)), None
+            return error_answer(exc.status, error=str(exc)), None
         except TimeoutError:
-            return _error(408, error="timed out reading the request"), None
-        return self._route(request, sites, conn), request
+            return error_answer(408, error="timed out reading the request"), None
+        return route(request, sites, conn.domain), request
 
-    def _route(self, request: Request, sites: Mapping[str, _Site], conn: _Conn) -> _Answer:
-        domain = conn.domain
-        site = sites.get(domain) if domain else None
-        if site is None or domain is None:
-            return _error(404)
-        host = request.header("Host")
-        if host is not None and host_name(host) != f"mta-sts.{domain}":
-            return _error(421, domain)
-        if request.method != "GET":
-            answer = _error(405, domain)
-            answer.headers = (("Allow", "GET"),)
-            return answer
-        r = site.response
-        if request.target != POLICY_PATH:
-            for path, body in r.also_serves:
-                if request.target == path:
-                    return _Answer(200, "OK", body, "text/plain", (), None, r.applied, domain,
-                                   {"served": "redirect target"})
-            return _error(404, domain)
-        if r.not_modified and _conditional(request):
-            return _Answer(304, REASONS[304], b"", None, r.headers, None, r.applied, domain)
-        host = request.header("Host") or f"mta-sts.{domain}"
-        headers = tuple((name, f"https://{host}{value}" if name.lower() == "location"
-                         and value.startswith("/") else value) for name, value in r.headers)
-        return _Answer(r.status, r.reason, r.body, r.content_type, headers,
-                       r.trickle_bytes_per_s, r.applied, domain)
-
-    async def _send(self, writer: asyncio.StreamWriter, answer: _Answer,
-                    request: Request | None, conn: _Conn) -> None:
+    async def _send(self, writer: asyncio.StreamWriter, answer: Answer,
+                    request: Request | None, conn: Conn) -> None:
         try:
-            head = response_head(answer.status, answer.reason, _headers(answer))
+            head = response_head(answer.status, answer.reason, response_headers(answer))
         except ValueError as exc:
-            answer = _error(500, answer.domain, f"bad configured response: {exc}")
-            head = response_head(answer.status, answer.reason, _headers(answer))
+            answer = error_answer(500, answer.domain, f"bad configured response: {exc}")
+            head = response_head(answer.status, answer.reason, response_headers(answer))
         writer.write(head)
         chunks, sent, aborted = await self._write_body(writer, answer)
         self.emit(POLICY, "fetch" if request is not None else "bad-request", {
@@ -338,7 +253,7 @@ class PolicyHost:
             "sni": conn.sni,
             "cert": conn.cert,
             "content_type": answer.content_type,
-            "conditional": _conditional(request) if request else False,
+            "conditional": conditional(request) if request else False,
             "peer": conn.peer,
             **answer.extra,
         })
@@ -350,7 +265,7 @@ class PolicyHost:
             pass
 
     async def _write_body(self, writer: asyncio.StreamWriter,
-                          answer: _Answer) -> tuple[int, int, str | None]:
+                          answer: Answer) -> tuple[int, int, str | None]:
         """Write the body; a trickle is paced by the event loop.
 
         Returns (chunks written, bytes written, why the client stopped reading or None).
@@ -372,7 +287,6 @@ class PolicyHost:
             return chunks, sent, str(exc) or type(exc).__name__
         return chunks, sent, None
 
-
     # The attacker in front of the host (mitmproxy)
 
     async def _start_mitm(self) -> tuple[str, int]:
@@ -388,12 +302,12 @@ class PolicyHost:
 
     def _interception_for(self, sni: str | None) -> Interception | None:
         """Called from the mitmproxy thread: the plan for a client's SNI."""
-        domain = _domain_of_host(_norm(sni)) if sni else None
+        domain = domain_of_host(norm(sni)) if sni else None
         site = self._sites.get(domain) if domain else None
         return site.response.intercept if site else None
 
     async def _hand_to_attacker(self, reader: asyncio.StreamReader,
-                                writer: asyncio.StreamWriter, conn: _Conn,
+                                writer: asyncio.StreamWriter, conn: Conn,
                                 plans: list[Interception]) -> None:
         """Pipe a connection, unread, to the attacker's mitmproxy."""
         applied = sorted({p.attack for p in plans})
@@ -411,92 +325,7 @@ class PolicyHost:
                                         "to": f"{address[0]}:{address[1]}"})
         self._writers.add(up_writer)
         try:
-            await _pipe(reader, writer, up_reader, up_writer, self.read_timeout)
+            await pipe(reader, writer, up_reader, up_writer, self.read_timeout)
         finally:
             up_writer.transport.abort()
             self._writers.discard(up_writer)
-
-
-def _interceptions(sites: Mapping[str, _Site]) -> list[Interception]:
-    return [s.response.intercept for s in sites.values() if s.response.intercept is not None]
-
-
-def _conditional(request: Request) -> bool:
-    return (request.header("If-None-Match") is not None
-            or request.header("If-Modified-Since") is not None)
-
-
-async def _pipe(a_reader: asyncio.StreamReader, a_writer: asyncio.StreamWriter,
-                b_reader: asyncio.StreamReader, b_writer: asyncio.StreamWriter,
-                idle_timeout: float) -> None:
-    """Copy both ways until both sides are done (or one is idle for ``idle_timeout``)."""
-
-    async def copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                async with asyncio.timeout(idle_timeout):
-                    data = await reader.read(65536)
-                if not data:
-                    break
-                writer.write(data)
-                await writer.drain()
-        except (OSError, TimeoutError):
-            pass
-        finally:
-            if writer.can_write_eof() and not writer.is_closing():
-                with contextlib.suppress(OSError):
-                    writer.write_eof()
-
-    tasks = [asyncio.ensure_future(copy(a_reader, b_writer)),
-             asyncio.ensure_future(copy(b_reader, a_writer))]
-    try:
-        await asyncio.gather(*tasks)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-
-def _headers(answer: _Answer) -> list[tuple[str, str]]:
-    """The host's own headers, each replaced by a configured header of the same name.
-
-    Like a typical static web server (nginx), a 200 carries an ``ETag`` (from the body) and
-    a ``Last-Modified``: validators a sender could misuse for HTTP caching (F2).
-    """
-    own = [("Server", SERVER), ("Content-Length", str(len(answer.body))),
-           ("Connection", "close")]
-    if answer.status == 200:
-        own[1:1] = [("ETag", '"' + hashlib.sha256(answer.body).hexdigest()[:16] + '"'),
-                    ("Last-Modified", LAST_MODIFIED)]
-    if answer.content_type is not None:
-        own.insert(1, ("Content-Type", answer.content_type))
-    configured = {name.lower() for name, _ in answer.headers}
-    return [h for h in own if h[0].lower() not in configured] + list(answer.headers)
-
-
-def _reset(transport: asyncio.BaseTransport) -> None:
-    """Drop a TCP connection with a reset (the host is down)."""
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    if isinstance(transport, asyncio.Transport):
-        transport.abort()
-    else:
-        transport.close()
-
-
-async def read_head(reader: asyncio.StreamReader) -> bytes:
-    """Read up to the blank line ending a request head; HttpError 431 past ``MAX_HEAD``."""
-    buffer = b""
-    while True:
-        end = find_head_end(buffer)
-        if end is not None:
-            if end > MAX_HEAD:
-                raise HttpError(431, "request head too large")
-            return buffer[:end]
-        if len(buffer) > MAX_HEAD:
-            raise HttpError(431, "request head too large")
-        data = await reader.read(4096)
-        if not data:
-            raise HttpError(400, "connection closed before the request was complete")
-        buffer += data

@@ -64,7 +64,7 @@ _QUEUE_DIRS = [(d, "postfix", "root", 0o700) for d in (
 
 
 def main_cf(inst: Path, ca_file: Path) -> dict[str, str]:
-    """The instance's main.cf settings (see REAL-SENDERS.md for why each matters)."""
+    """The instance's main.cf settings (docs/REAL-SENDERS-NOTES.md says why each matters)."""
     return {
         "compatibility_level": "3.6",
         "queue_directory": str(inst / "queue"),
@@ -277,7 +277,7 @@ class PostfixSender(Sender):
         settings = main_cf(inst, ca)
         (etc / "main.cf").write_text("# mtasts-lab private instance\n" + "".join(
             f"{k} = {v}\n" for k, v in settings.items()))
-        # No chroot: the smtp client must read the namespace's resolv.conf (REAL-SENDERS.md).
+        # No chroot: smtp must read the namespace's resolv.conf (docs/REAL-SENDERS-NOTES.md).
         text = (etc / "master.cf").read_text().splitlines()
         (etc / "master.cf").write_text("\n".join(_unchroot(line) for line in text) + "\n")
         (inst / "resolver" / "mta-sts-daemon.yml").write_text(

@@ -9,17 +9,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fake_dns.zone import CNAME_DEPTH, RECORD_TYPES, Failure, Record, Zone
+from fake_dns.zone import CNAME_DEPTH, RECORD_TYPES, Failure, Zone, ZoneRecord
 from lab.attacks.add_sts_record import AddStsRecord
 from lab.attacks.base import Attack, DnsAttack
 from lab.attacks.cname_sts_record import CnameStsRecord
 from lab.attacks.dns_failure import DnsFailure
 from lab.attacks.hide_sts_record import HideStsRecord
 from lab.attacks.spoof_mx import SpoofMx
-from lab.runner import attacker_hosts
 from lab.scenario import ScenarioError, load_text
 from lab.senders.mtasts import discover
 from lab.world import Domain, Policy, Topology, World, build_zone
+from lab.world_setup import attacker_hosts
 
 TOPOLOGY = Topology(dns="127.0.0.53", policy="127.0.0.80",
                     mx_fronts=tuple(f"127.0.1.{i}" for i in range(1, 5)),
@@ -52,7 +52,7 @@ def values(zone: Zone, name: str, rtype: str) -> list[str]:
 
 def untouched(before: Zone, after: Zone, *names: str) -> None:
     """Every record outside ``names`` is the same before and after."""
-    def rest(zone: Zone) -> set[Record]:
+    def rest(zone: Zone) -> set[ZoneRecord]:
         return {r for r in zone.records() if r.name not in names}
     assert rest(before) == rest(after)
 

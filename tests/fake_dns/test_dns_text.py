@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fake_dns import Failure, Record, Zone, ZoneError
+from fake_dns import Failure, Zone, ZoneError, ZoneRecord
 from fake_dns.text import tokenize
 
 SAMPLE = r"""
@@ -31,10 +31,10 @@ $AD _25._tcp.mx1
 def test_sample_zone_parses() -> None:
     zone = Zone.from_text(SAMPLE)
     assert zone.records("victim.test", "MX") == [
-        Record("victim.test", "MX", "10 mx1.victim.test.", 120),
-        Record("victim.test", "MX", "20 mx2.victim.test.", 3600),
+        ZoneRecord("victim.test", "MX", "10 mx1.victim.test.", 120),
+        ZoneRecord("victim.test", "MX", "20 mx2.victim.test.", 3600),
     ]
-    assert zone.records("mx2.victim.test") == [Record("mx2.victim.test", "A", "127.0.0.12", 60)]
+    assert zone.records("mx2.victim.test") == [ZoneRecord("mx2.victim.test", "A", "127.0.0.12", 60)]
     assert [r.value for r in zone.records("_mta-sts.victim.test")] == [
         "v=STSv1; id=20240101;", "split in two;unquoted"]
     assert zone.records("quoted.test")[0].value == 'say "hi" \\ back\n'
@@ -52,7 +52,7 @@ def test_names_are_absolute_without_origin() -> None:
 
 def test_crlf_and_blank_lines_are_fine() -> None:
     assert Zone.from_text("\r\n; c\r\na.test A 127.0.0.1\r\n\r\n").records() == [
-        Record("a.test", "A", "127.0.0.1")]
+        ZoneRecord("a.test", "A", "127.0.0.1")]
 
 
 def test_sample_round_trips() -> None:

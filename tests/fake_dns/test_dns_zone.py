@@ -7,14 +7,14 @@ from dns_helpers import victim_zone
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fake_dns import Failure, Record, Zone, ZoneError
+from fake_dns import Failure, Zone, ZoneError, ZoneRecord
 from fake_dns.zone import CNAME_DEPTH
 
 
 def test_add_normalizes_names_types_and_values() -> None:
     zone = Zone()
     rec = zone.add("Victim.TEST.", "mx", "10 MX1.Victim.Test", ttl=60)
-    assert rec == Record("victim.test", "MX", "10 mx1.victim.test.", 60)
+    assert rec == ZoneRecord("victim.test", "MX", "10 mx1.victim.test.", 60)
     assert zone.add("h.test", "aaaa", "0:0:0:0:0:0:0:1").value == "::1"
     assert zone.add("h.test", "TLSA", "3 1 1 ABCD ef01").value == "3 1 1 abcdef01"
     assert zone.add("h.test", "CNAME", "T.test").value == "t.test."
@@ -25,7 +25,7 @@ def test_identical_record_is_kept_once_with_the_new_ttl() -> None:
     zone = Zone()
     zone.add("a.test", "A", "127.0.0.1", ttl=10)
     zone.add("A.test.", "A", "127.0.0.1", ttl=20)
-    assert zone.records() == [Record("a.test", "A", "127.0.0.1", 20)]
+    assert zone.records() == [ZoneRecord("a.test", "A", "127.0.0.1", 20)]
 
 
 @pytest.mark.parametrize(("name", "rtype", "value", "fragment"), [

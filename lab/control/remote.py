@@ -1,0 +1,53 @@
+"""``RemoteServices``: the runner's ``Services`` forwarded over the control API to services
+that run elsewhere (one container per role, see ``lab.control``)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fake_dns.zone import Zone
+from lab.control.transport import ControlClient
+from lab.control.wire import mx_to_json, policy_to_json
+from lab.policy_host.response import PolicyResponse
+from lab.world_setup import MxSetup
+
+
+class RemoteServices:
+    """Implements ``lab.backends.services.Services`` with one control client per service.
+
+    ``clients`` are keyed by label: ``dns``, ``policy``, ``mx<N>`` (sinks), ``mitm<N>``
+    (proxies). No service runs in this process; ``close`` leaves them running.
+    """
+
+    def __init__(self, clients: Mapping[str, ControlClient]) -> None:
+        self.clients = dict(clients)
+
+    def _labels(self, prefix: str) -> list[str]:
+        return sorted(label for label in self.clients
+                      if label.startswith(prefix) and label[len(prefix):].isdigit())
+
+    def _post(self, labels: Sequence[str], body: dict[str, Any]) -> None:
+        for label in labels:
+            self.clients[label].call("POST", "/world", body)
+
+    def set_zone(self, zone: Zone) -> None:
+        self._post(["dns"], {"zone": zone.to_text()})
+
+    def set_policies(self, responses: Mapping[str, PolicyResponse]) -> None:
+        self._post(["policy"], {"policies": {d: policy_to_json(r)
+                                             for d, r in responses.items()}})
+
+    def set_mx(self, slots: Sequence[MxSetup], accept_domains: Sequence[str]) -> None:
+        body = {"mx": mx_to_json(slots, accept_domains)}
+        # sinks first: a proxy never relays to a sink that does not yet know its name
+        self._post(self._labels("mx"), body)
+        self._post(self._labels("mitm"), body)
+
+    async def reset(self) -> None:
+        """Every service back to an idle world."""
+        await asyncio.gather(*(c.request("POST", "/reset") for c in self.clients.values()))
+
+    async def close(self) -> None:
+        return None
