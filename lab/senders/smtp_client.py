@@ -391,7 +391,7 @@ def _chain(ssl_object: ssl.SSLObject | None) -> list[bytes]:
         return []
     public = getattr(ssl_object, "get_unverified_chain", None)  # Python 3.13+
     raw = public() if public else ssl_object._sslobj.get_unverified_chain()  # type: ignore[attr-defined]
-    return [c if isinstance(c, bytes) else c.public_bytes(_ssl.ENCODING_DER)  # type: ignore[attr-defined]
+    return [c if isinstance(c, bytes) else c.public_bytes(_ssl.ENCODING_DER)
             for c in raw or []]
 
 
