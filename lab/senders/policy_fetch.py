@@ -12,7 +12,7 @@ import re
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 from cryptography import x509
 
@@ -259,17 +259,20 @@ async def fetch_policy(domain: str, resolver: Resolver, https_port: int,
                 result = await _fetch(target, resolver, ca_file, limit, profile, http_cache)
                 if isinstance(result, str):
                     return result
-                target = _redirect(result[0], https_port)  # only the follows-redirects mutant
+                target = _redirect(result[0], target, https_port)  # follows-redirects mutant
             raise PolicyFetchError(f"more than {MAX_REDIRECTS} redirects from {host}")
     except TimeoutError:
         raise PolicyFetchError(f"fetch from {host} took longer than {timeout:g}s") from None
 
 
-def _redirect(location: str, default_port: int) -> tuple[str, int, str]:
-    url = urlsplit(location)
+def _redirect(location: str, base: tuple[str, int, str],
+              https_port: int) -> tuple[str, int, str]:
+    """Where a Location leads; the lab's ``https_port`` stands for 443."""
+    host, port, path = base
+    url = urlsplit(urljoin(f"https://{host}:{port}{path}", location))
     if url.scheme != "https" or not url.hostname:
         raise PolicyFetchError(f"redirect to {location!r} is not an https URL")
-    return url.hostname, url.port or default_port, url.path or "/"
+    return url.hostname, url.port or https_port, url.path or "/"
 
 
 async def _fetch(target: tuple[str, int, str], resolver: Resolver, ca_file: Path | str,
@@ -304,19 +307,18 @@ async def _fetch(target: tuple[str, int, str], resolver: Resolver, ca_file: Path
             while not parser.done:
                 head = parser.head()
                 if head is not None and head.status != 200:
-                    if profile.follow_redirects and 300 <= head.status < 400 \
-                            and head.header("Location"):
-                        return (str(head.header("Location")),)
-                    if profile.http_caching and head.status == 304 and cached:
-                        return cached[1]
-                    if not profile.accept_error_body:
-                        check_response(head)  # raises: the body of a non-200 is not read
+                    early = _not_ok(head, profile, cached)
+                    if early is not None:
+                        return early
                 data = await reader.read(65536)
                 if data:
                     parser.feed(data)
                 else:
                     parser.feed_eof()
             response = parser.response()
+            early = _not_ok(response, profile, cached) if response.status != 200 else None
+            if early is not None:
+                return early
             text = check_response(response, profile)
             etag = response.header("ETag")
             if http_cache is not None and etag:
@@ -329,6 +331,19 @@ async def _fetch(target: tuple[str, int, str], resolver: Resolver, ca_file: Path
         finally:
             await _close(writer)
     raise PolicyFetchError(f"cannot connect to {host}: {'; '.join(errors) or 'no address'}")
+
+
+def _not_ok(head: HttpResponse, profile: Profile,
+            cached: tuple[str, str] | None) -> str | tuple[str] | None:
+    """A non-200 head: raise (compliant), or what a mutant makes of it."""
+    location = head.header("Location")
+    if profile.follow_redirects and 300 <= head.status < 400 and location:
+        return (location,)
+    if profile.http_caching and head.status == 304 and cached:
+        return cached[1]
+    if not profile.accept_error_body:
+        check_response(head)  # raises: the body of a non-200 answer is not read
+    return None
 
 
 def _check_name(writer: asyncio.StreamWriter, host: str) -> None:
