@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from lab.checklist import CHECKLIST
-from lab.oracle import ERROR, FAIL, KNOWN_FAILURE, UNEXPECTED_PASS
+from lab.oracle import ERROR, FAIL, INCONCLUSIVE, KNOWN_FAILURE, UNEXPECTED_PASS
 from lab.runner import Record, RunOptions, run_catalogue
 from lab.scenario import Scenario
 from lab.senders.profiles import MUTANTS, PROFILES, VARIANTS, ProfileSpec
@@ -52,6 +52,8 @@ class Score:
     """Variant -> the must-level phases it failed (empty: clean)."""
     unmutated: list[str] = field(default_factory=list)
     """Checklist MUST ids that no mutant breaks."""
+    variant_untested: dict[str, list[str]] = field(default_factory=dict)
+    """Variant -> must-level phases left inconclusive (not a failure, not a pass either)."""
 
     @property
     def survivors(self) -> list[str]:
@@ -73,6 +75,8 @@ class Score:
         for v in self.dirty_variants:
             out += [f"  variant {v} fails {w}" for w in self.variant_failures[v]]
         out += [f"  checklist MUST {i} has no mutant" for i in self.unmutated]
+        for v, where in self.variant_untested.items():
+            out += [f"  variant {v} untested by {w}" for w in where]
         return out
 
 
@@ -105,6 +109,10 @@ async def score(scenarios: Sequence[Scenario], *, jobs: int = 2, grace_s: float 
             name = sender_name(spec)
             result.variant_failures[name] = [_where(r) for r in records
                                              if r.sender == name and breaks_variant(r)]
+            untested = [_where(r) for r in records if r.sender == name
+                        and r.level == "must" and r.verdict == INCONCLUSIVE]
+            if untested:
+                result.variant_untested[name] = untested
     gate = asyncio.Semaphore(max(1, jobs))
 
     async def one(spec: ProfileSpec) -> tuple[str, list[str]]:

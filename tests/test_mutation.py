@@ -31,6 +31,13 @@ AWAITING: dict[str, str] = {
     "reference:txt-joined-with-spaces": "no scenario splits the TXT record into strings (D3)",
     "reference:mode-case-insensitive": "no scenario serves 'mode: Enforce' (P1)",
     "reference:fetch-no-sni": "no scenario records the SNI of the policy fetch (F4)",
+    # variants the catalogue fails today although the RFC allows their choice (issue 9 1-2)
+    "reference:background-fetch": "unprimed enforce attacks are graded must (first contact)",
+    "reference:refetch-always": "cache/same-id-mode-none-kept demands that the id be used",
+    "reference:ignore-id-cached": "the new-id cache scenarios demand a refetch",
+    "reference:defer-not-next-mx": "A3 (a lowercase recommendation) is graded must",
+    "reference:clamp-max-age": "max-age-too-large accepts only rejection",
+    "reference:strict-tls": "the no-policy and testing illustrations are graded must",
 }
 """Profile -> what the catalogue lacks today (see the module docstring)."""
 
