@@ -128,3 +128,11 @@ def test_mutant_is_killed_by_a_must_level_scenario(spec: ProfileSpec) -> None:
     assert any(mutation.kills(r) for r in records), (
         f"{spec.name} survives every must-level phase of: "
         + ", ".join(sorted({r.scenario for r in records})))
+
+
+def test_list_senders_shows_every_profile(capsys: pytest.CaptureFixture[str]) -> None:
+    from lab.cli import main
+
+    assert main(["list", "senders"]) == 0
+    listed = {line.strip() for line in capsys.readouterr().out.splitlines()}
+    assert {mutation.sender_name(p) for p in PROFILES} <= listed
