@@ -163,6 +163,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     elif what == "senders":
         for name, sender_cls in Sender.registry.items():
             print(f"{name:<16} {', '.join(sender_cls.backends):<18} {sender_cls.summary}")
+            for profile in sender_cls.profiles():  # reference:<profile> (docs/VARIANTS.md)
+                print(f"  {name}:{profile}")
     elif what == "backends":
         for name, backend_cls in Backend.registry.items():
             missing = backend_cls.check()

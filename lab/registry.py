@@ -28,8 +28,11 @@ class Registry(Generic[T]):
         self._items[name] = cls
 
     def get(self, name: str) -> type[T]:
+        """A plugin by name; ``name:profile`` is that plugin's profile (``with_profile``)."""
+        base, colon, profile = name.partition(":")
         try:
-            return self._items[name]
+            cls = self._items[base]
+            return cls.with_profile(profile) if colon else cls
         except KeyError:
             known = ", ".join(sorted(self._items)) or "none"
             raise KeyError(f"unknown {self.kind} {name!r} (known: {known})") from None
@@ -41,7 +44,10 @@ class Registry(Generic[T]):
         return sorted(self._items.items())
 
     def __contains__(self, name: object) -> bool:
-        return name in self._items
+        if not isinstance(name, str):
+            return False
+        base, colon, profile = name.partition(":")
+        return base in self._items and (not colon or profile in self._items[base].profiles())
 
 
 class Registered:
@@ -53,6 +59,16 @@ class Registered:
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
     registry: ClassVar[Registry[Any]]
+
+    @classmethod
+    def profiles(cls) -> list[str]:
+        """The profile names ``name:profile`` selects (none by default)."""
+        return []
+
+    @classmethod
+    def with_profile(cls, profile: str) -> type[Any]:
+        """This plugin under a named profile; ``KeyError`` when there is no such profile."""
+        raise KeyError(profile)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -20,6 +20,7 @@ from lab import backends, senders
 from lab.attacks.base import Attack
 from lab.backends.base import Backend
 from lab.backends.netns_state import ProcRef
+from lab.dane_world import anchors as dane_anchors
 from lab.events import RUNNER, EventLog
 from lab.oracle import ERROR, SKIPPED, Observation, Verdict, decide, observe
 from lab.pki import LabPKI
@@ -160,6 +161,7 @@ class Runner:
         try:
             pki = LabPKI(run_dir / "pki")
             topology = await backend.up(run_dir, pki, self.events)
+            topology.extra.update(dane_anchors(pki))  # TLSA data for the worlds (X1)
             self.bringup_s = time.monotonic() - t0
             for cls in sender_classes:
                 sender = cls(**sender_kwargs(cls, self.options.sender_options))

@@ -27,8 +27,10 @@ from lab.world import (
     DEFAULT_POLICY_ID,
     MAX_MX,
     MODES,
+    TLSA_ANCHORS,
     Domain,
     Policy,
+    Tlsa,
     World,
     is_test_name,
     normalize,
@@ -147,7 +149,8 @@ def _kind(value: Any) -> str:
 
 # ---------------------------------------------------------------- world
 
-_DOMAIN_FIELDS = ("domain", "mx", "policy", "sts_txt", "policy_text")
+_DOMAIN_FIELDS = ("domain", "mx", "policy", "sts_txt", "policy_text", "tlsa")
+_TLSA_FIELDS = ("mx", "usage", "selector", "mtype", "matches", "signed")
 _WORLD_FIELDS = (*_DOMAIN_FIELDS, "other_domains")
 _POLICY_FIELDS = ("mode", "mx", "max_age", "id")
 
@@ -192,7 +195,26 @@ def _domain(f: _Fields) -> Domain:
                         id=policy_id)
     sts_txt = f.str_list("sts_txt") if f.has("sts_txt") else None
     policy_text = f.text("policy_text") if f.has("policy_text") else None
-    return Domain(domain, tuple(normalize(h) for h in mx), policy, sts_txt, policy_text)
+    return Domain(domain, tuple(normalize(h) for h in mx), policy, sts_txt, policy_text,
+                  _tlsa(f, mx))
+
+
+def _tlsa(f: _Fields, mx: tuple[str, ...]) -> tuple[Tlsa, ...]:
+    """``tlsa: [{mx, usage, selector, mtype, matches, signed}]``: DANE records (X1)."""
+    raw = f.data.get("tlsa") or []
+    if not isinstance(raw, list):
+        raise f.error("tlsa", "must be a list of TLSA records")
+    out = []
+    for i, item in enumerate(raw):
+        t = _Fields(f.path, f"{f.sub('tlsa')}[{i}]", item, _TLSA_FIELDS)
+        host = normalize(_check_name(f.path, t.sub("mx"), t.text("mx", mx[0] if mx else "")))
+        signed = t.data.get("signed", True)
+        if not isinstance(signed, bool):
+            raise t.error("signed", f"must be true or false, not {signed!r}")
+        out.append(Tlsa(host, int(t.whole("usage", 2, 0, 255)),
+                        int(t.whole("selector", 1, 0, 255)), int(t.whole("mtype", 0, 0, 255)),
+                        t.choice("matches", TLSA_ANCHORS, "lab-ca"), signed))
+    return tuple(out)
 
 
 def _world(path: str, where: str, raw: Any) -> World:

@@ -6,6 +6,7 @@ A world is data. ``build_zone`` turns it into the fake DNS zone; the backends tu
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -50,6 +51,39 @@ class Policy:
         return f"v=STSv1; id={self.id};"
 
 
+TLSA_ANCHORS: tuple[str, ...] = ("lab-ca", "rogue-ca", "nothing")
+"""What a TLSA record's data matches: the lab CA, the rogue CA, or no certificate at all."""
+
+
+@dataclass(frozen=True)
+class Tlsa:
+    """A TLSA record at ``_25._tcp.<mx>`` (RFC 7672); ``signed``: answered with the AD bit.
+
+    The data is made at run time from the run's CAs (``Topology.extra``, see
+    ``lab.dane_world``), so a scenario names what it matches instead of carrying a digest.
+    """
+
+    mx: str
+    usage: int = 2
+    selector: int = 1
+    mtype: int = 0
+    matches: str = "lab-ca"
+    signed: bool = True
+
+    @property
+    def name(self) -> str:
+        return f"_25._tcp.{normalize(self.mx)}"
+
+    def rdata(self, anchors: dict[str, str]) -> str:
+        if self.matches == "nothing":
+            content = b"mtasts-lab: this association matches no certificate"
+        else:
+            content = bytes.fromhex(anchors[f"tlsa:{self.matches}:{self.selector}"])
+        data = {1: hashlib.sha256, 2: hashlib.sha512}.get(self.mtype)
+        digest = data(content).digest() if data else content
+        return f"{self.usage} {self.selector} {self.mtype} {digest.hex()}"
+
+
 @dataclass(frozen=True)
 class Domain:
     name: str = DEFAULT_DOMAIN
@@ -60,6 +94,8 @@ class Domain:
     """The TXT strings at ``_mta-sts.<name>``; None means derived from the policy."""
     policy_text: str | None = None
     """The body the policy host serves; None means ``policy.text()``."""
+    tlsa: tuple[Tlsa, ...] = ()
+    """DANE TLSA records for this domain's MX hosts (X1)."""
 
     @property
     def policy_host(self) -> str:
@@ -136,4 +172,9 @@ def build_zone(world: World, topology: Topology, extra_hosts: Sequence[str] = ()
             zone.add(f"_mta-sts.{domain.name}", "TXT", txt)
         if domain.policy_body() is not None:
             zone.add(domain.policy_host, "A", topology.policy)
+        for tlsa in domain.tlsa:
+            zone.add(tlsa.name, "TLSA", tlsa.rdata(topology.extra))
+            if tlsa.signed:  # DANE needs a validated chain: MX, address and TLSA
+                for name in (domain.name, normalize(tlsa.mx), tlsa.name):
+                    zone.authenticate(name)
     return zone

@@ -184,7 +184,7 @@ class LabNet:
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "resolv.conf").write_text(
             f"# mtasts-lab run {self.runid}\nnameserver {nameserver}\n"
-            "options timeout:1 attempts:2\n")
+            "options timeout:1 attempts:2 trust-ad\n")  # pass the AD bit on (DANE)
         return directory
 
     def etc_dirs(self) -> list[str]:

@@ -9,8 +9,8 @@ from lab.senders.base import OutgoingMessage, Sender, SenderEnv
 
 __all__ = ["OutgoingMessage", "Sender", "SenderEnv", "load_all"]
 
-_HELPERS = {"base", "compose_mta", "compose_postfix", "dnsclient", "mtasts", "policy_fetch",
-            "postfix_log", "smtp_client"}
+_HELPERS = {"base", "certnames", "compose_mta", "compose_postfix", "dane", "dnsclient",
+            "mtasts", "own", "policy_fetch", "postfix_log", "profiles", "smtp_client"}
 
 
 def load_all() -> None:

@@ -12,7 +12,9 @@ import contextlib
 import random
 import struct
 
-from dnslib import CNAME, QTYPE, RCODE, RR, DNSRecord
+from dnslib import CNAME, QTYPE, RCODE, RR, TLSA, DNSRecord
+
+from lab.senders.dane import Tlsa
 
 MAX_CNAME_HOPS = 8
 
@@ -78,16 +80,35 @@ class Resolver:
         found = [(int(rr.rdata.preference), _norm(rr.rdata.label)) for rr in records]
         return sorted(found)
 
-    async def txt(self, name: str) -> list[str]:
-        """One string per TXT record, its character-strings joined (CNAMEs followed)."""
-        records = await self._resolve(name, "TXT")
-        return [b"".join(rr.rdata.data).decode("utf-8", "replace") for rr in records]
+    async def txt(self, name: str, *, follow_cname: bool = True,
+                  joiner: bytes = b"") -> list[str]:
+        """One string per TXT record, its character-strings joined with nothing between
+        them (RFC 8461 3.1; ``joiner`` is for a mutant), CNAMEs followed (D2)."""
+        records = await self._resolve(name, "TXT", follow_cname=follow_cname)
+        return [joiner.join(rr.rdata.data).decode("utf-8", "replace") for rr in records]
+
+    async def tlsa(self, name: str) -> tuple[list[Tlsa], bool]:
+        """The TLSA records at ``name`` and whether the answer carried the AD bit.
+
+        No such name, or no TLSA there, is no records; SERVFAIL and the like raise
+        ``DnsError`` (DANE then cannot be ruled out)."""
+        reply = await self.query(name, "TLSA", want_ad=True)
+        rcode = reply.header.rcode
+        if rcode == RCODE.NXDOMAIN:
+            return [], bool(reply.header.ad)
+        if rcode != RCODE.NOERROR:
+            raise DnsError(name, "TLSA", f"server answered {RCODE.get(rcode)}")
+        found = [Tlsa(int(rr.rdata.cert_usage), int(rr.rdata.selector),
+                      int(rr.rdata.matching_type), bytes(rr.rdata.cert_data))
+                 for rr in reply.rr if rr.rtype == QTYPE.TLSA and isinstance(rr.rdata, TLSA)]
+        return found, bool(reply.header.ad)
 
     async def a(self, name: str) -> list[str]:
         records = await self._resolve(name, "A")
         return [str(rr.rdata) for rr in records]
 
-    async def _resolve(self, name: str, qtype: str) -> list[RR]:
+    async def _resolve(self, name: str, qtype: str, *,
+                       follow_cname: bool = True) -> list[RR]:
         """The records of ``qtype`` at ``name``, following a CNAME chain (RFC 8461 3.1)."""
         current = _norm(name)
         seen = {current}
@@ -108,22 +129,25 @@ class Resolver:
                 alias = [rr for rr in reply.rr
                          if _norm(rr.rname) == target and rr.rtype == QTYPE.CNAME
                          and isinstance(rr.rdata, CNAME)]
-                if not alias:
+                if not alias or not follow_cname:
                     break
                 target = _norm(alias[0].rdata.label)
                 if target in seen:
                     raise DnsError(name, qtype, "CNAME loop")
                 seen.add(target)
-            if target == current:
+            if target == current or not follow_cname:
                 raise NoData(current, qtype, "no record of this type")
             current = target  # the chain leaves this answer: ask for the target
         raise DnsError(name, qtype, f"more than {MAX_CNAME_HOPS} CNAME hops")
 
-    async def query(self, name: str, qtype: str) -> DNSRecord:
-        """One question, answered over UDP (retried) or TCP when the UDP reply is truncated."""
+    async def query(self, name: str, qtype: str, *, want_ad: bool = False) -> DNSRecord:
+        """One question, answered over UDP (retried) or TCP when the UDP reply is truncated.
+
+        ``want_ad`` sets the AD bit in the query (RFC 6840 5.7: the client understands it)."""
         request = DNSRecord.question(name, qtype)
         request.header.id = random.randrange(1 << 16)
         request.header.rd = 1
+        request.header.ad = int(want_ad)
         packet = request.pack()
         last: str = "no attempt"
         for _ in range(self.retries + 1):

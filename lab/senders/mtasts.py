@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from lab.senders.profiles import COMPLIANT, Profile
+
 Mode = Literal["enforce", "testing", "none"]
 
 MAX_MAX_AGE = 31557600
@@ -71,13 +73,15 @@ def parse_sts_record(txt: str) -> str | None:
     return found
 
 
-def discover(records: Sequence[str]) -> str | None:
+def discover(records: Sequence[str], profile: Profile = COMPLIANT) -> str | None:
     """The policy id from every TXT string at ``_mta-sts.<domain>``, or None (no policy).
 
     Records that are not STS records are ignored; zero or several STS records, or one that
     is syntactically invalid, mean no policy (3.1).
     """
     sts = [r for r in records if is_sts_record(r)]
+    if profile.first_of_several_txt:
+        sts = sts[:1]
     if len(sts) != 1:
         return None
     return parse_sts_record(sts[0])
@@ -96,9 +100,9 @@ class StsPolicy:
     mx: tuple[str, ...]
     version: str = "STSv1"
 
-    def matches(self, host: str) -> bool:
+    def matches(self, host: str, profile: Profile = COMPLIANT) -> bool:
         """Whether an MX host name matches any of the policy's ``mx`` patterns."""
-        return any(mx_matches(pattern, host) for pattern in self.mx)
+        return any(mx_matches(pattern, host, profile) for pattern in self.mx)
 
 
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -108,7 +112,7 @@ _MAX_AGE = re.compile(r"[0-9]{1,10}")
 _MODES: tuple[Mode, ...] = ("enforce", "testing", "none")
 
 
-def parse_policy(text: str) -> StsPolicy:
+def parse_policy(text: str, profile: Profile = COMPLIANT) -> StsPolicy:
     """Parse a policy file; raise ``PolicyError`` when it is not a valid STSv1 policy.
 
     Lines end in LF or CRLF; each is ``name: value`` (blanks after the colon and at the line
@@ -133,18 +137,24 @@ def parse_policy(text: str) -> StsPolicy:
             if not _MX_PATTERN.fullmatch(value):
                 raise PolicyError(f"line {number}: invalid mx pattern {value!r}")
             mx.append(value)
+        elif profile.last_field_wins:
+            first[name] = value
         else:
             first.setdefault(name, value)
     version = first.get("version")
     if version != "STSv1":
         raise PolicyError(f"version must be STSv1, got {version!r}")
     mode = first.get("mode")
+    if profile.mode_case_insensitive and mode is not None:
+        mode = mode.lower()
     if mode not in _MODES:
         raise PolicyError(f"mode must be enforce, testing or none, got {mode!r}")
     raw_age = first.get("max_age")
     if raw_age is None or not _MAX_AGE.fullmatch(raw_age):
         raise PolicyError(f"max_age must be a number of seconds, got {raw_age!r}")
     max_age = int(raw_age)
+    if max_age > MAX_MAX_AGE and profile.clamp_max_age:
+        max_age = MAX_MAX_AGE
     if max_age > MAX_MAX_AGE:
         raise PolicyError(f"max_age {max_age} exceeds {MAX_MAX_AGE}")
     if mode != "none" and not mx:
@@ -165,7 +175,7 @@ def _norm(name: str) -> str:
     return name.lower().rstrip(".")
 
 
-def mx_matches(pattern: str, host: str) -> bool:
+def mx_matches(pattern: str, host: str, profile: Profile = COMPLIANT) -> bool:
     """Whether ``host`` matches one ``mx`` pattern.
 
     Case-insensitive; a trailing dot is ignored. ``*.example.test`` matches exactly one
@@ -175,6 +185,8 @@ def mx_matches(pattern: str, host: str) -> bool:
     if not pattern or not host:
         return False
     if pattern.startswith("*."):
+        if profile.wildcard_any_depth:
+            return host.endswith(pattern[1:]) and not host.startswith("*")
         label, dot, rest = host.partition(".")
         return bool(label) and bool(dot) and label != "*" and rest == pattern[2:]
     return host == pattern
@@ -201,15 +213,17 @@ class PolicyCache:
     seconds and injectable for tests.
     """
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic,
+                 profile: Profile = COMPLIANT) -> None:
         self._clock = clock
+        self._expires = not profile.cache_never_expires
         self._entries: dict[str, CachedPolicy] = {}
 
     def get(self, domain: str) -> CachedPolicy | None:
         """The unexpired entry for ``domain``, or None (an expired entry is dropped)."""
         key = _norm(domain)
         entry = self._entries.get(key)
-        if entry is not None and self._clock() >= entry.expires_at:
+        if entry is not None and self._expires and self._clock() >= entry.expires_at:
             del self._entries[key]
             return None
         return entry
@@ -218,6 +232,9 @@ class PolicyCache:
         entry = CachedPolicy(_norm(domain), policy, policy_id, self._clock())
         self._entries[entry.domain] = entry
         return entry
+
+    def drop(self, domain: str) -> None:
+        self._entries.pop(_norm(domain), None)
 
     def clear(self) -> None:
         self._entries.clear()

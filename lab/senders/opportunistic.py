@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from lab.senders.base import DEFERRED, SENT, OutgoingMessage
 from lab.senders.dnsclient import LookupFailure, mail_hosts
-from lab.senders.reference import OwnSender, enhanced, recipient_domain
+from lab.senders.own import OwnSender, enhanced, recipient_domain
 from lab.senders.smtp_client import DeliveryResult, SmtpError, TlsRequirement
 
 

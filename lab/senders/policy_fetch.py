@@ -12,8 +12,13 @@ import re
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urljoin, urlsplit
 
+from cryptography import x509
+
+from lab.senders.certnames import cert_names_host
 from lab.senders.dnsclient import LookupFailure, Resolver
+from lab.senders.profiles import COMPLIANT, Profile
 
 WELL_KNOWN = "/.well-known/mta-sts.txt"
 MAX_HEAD = 16384
@@ -199,15 +204,16 @@ def media_type(content_type: str | None) -> str | None:
     return content_type.split(";", 1)[0].strip().lower()
 
 
-def policy_request(host: str) -> bytes:
-    return (f"GET {WELL_KNOWN} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: mtasts-lab-reference\r\n"
-            "Accept: text/plain\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n"
-            ).encode("ascii")
+def policy_request(host: str, path: str = WELL_KNOWN, etag: str | None = None) -> bytes:
+    conditional = f"If-None-Match: {etag}\r\n" if etag else ""  # only the http-caching mutant
+    return (f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: mtasts-lab-reference\r\n"
+            f"Accept: text/plain\r\n{conditional}Cache-Control: no-cache\r\n"
+            "Connection: close\r\n\r\n").encode("ascii")
 
 
-def check_response(response: HttpResponse) -> str:
+def check_response(response: HttpResponse, profile: Profile = COMPLIANT) -> str:
     """The policy text from a response, or ``PolicyFetchError`` (F2, P2)."""
-    if response.status != 200:
+    if response.status != 200 and not profile.accept_error_body:
         where = response.header("Location")
         extra = f" (Location {where}; redirects are not followed)" if where else ""
         raise PolicyFetchError(f"HTTP {response.status} {response.reason}{extra}")
@@ -221,37 +227,71 @@ def check_response(response: HttpResponse) -> str:
         raise PolicyFetchError("policy body is not UTF-8", "sts-policy-invalid") from None
 
 
-def tls_client_context(ca_file: Path | str) -> ssl.SSLContext:
+def tls_client_context(ca_file: Path | str, profile: Profile = COMPLIANT) -> ssl.SSLContext:
     """Full WebPKI checks against the lab CA only, TLS 1.2 or newer."""
     ctx = ssl.create_default_context(cafile=str(ca_file))
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if profile.fetch_any_cert or profile.fetch_no_sni:
+        ctx.check_hostname = False  # no-sni checks the name itself after the handshake
+    if profile.fetch_any_cert:
+        ctx.verify_mode = ssl.CERT_NONE
     return ctx
+
+
+HttpCache = dict[str, tuple[str, str]]
+"""Host -> (ETag, policy text): only the http-caching mutant keeps one."""
+
+MAX_REDIRECTS = 5
 
 
 async def fetch_policy(domain: str, resolver: Resolver, https_port: int,
                        ca_file: Path | str, timeout: float = 10.0,
-                       max_bytes: int = 65536) -> str:
+                       max_bytes: int = 65536, *, profile: Profile = COMPLIANT,
+                       http_cache: HttpCache | None = None) -> str:
     """Fetch ``https://mta-sts.<domain>/.well-known/mta-sts.txt`` and return its text."""
     host = f"mta-sts.{domain.lower().rstrip('.')}"
+    bound = None if profile.unbounded_fetch else timeout
+    limit = (1 << 40) if profile.unbounded_fetch else max_bytes
     try:
-        async with asyncio.timeout(timeout):
-            return await _fetch(host, resolver, https_port, ca_file, max_bytes)
+        async with asyncio.timeout(bound):
+            target = (host, https_port, WELL_KNOWN)
+            for _ in range(MAX_REDIRECTS + 1):
+                result = await _fetch(target, resolver, ca_file, limit, profile, http_cache)
+                if isinstance(result, str):
+                    return result
+                target = _redirect(result[0], target, https_port)  # follows-redirects mutant
+            raise PolicyFetchError(f"more than {MAX_REDIRECTS} redirects from {host}")
     except TimeoutError:
         raise PolicyFetchError(f"fetch from {host} took longer than {timeout:g}s") from None
 
 
-async def _fetch(host: str, resolver: Resolver, port: int, ca_file: Path | str,
-                 max_bytes: int) -> str:
+def _redirect(location: str, base: tuple[str, int, str],
+              https_port: int) -> tuple[str, int, str]:
+    """Where a Location leads; the lab's ``https_port`` stands for 443."""
+    host, port, path = base
+    url = urlsplit(urljoin(f"https://{host}:{port}{path}", location))
+    if url.scheme != "https" or not url.hostname:
+        raise PolicyFetchError(f"redirect to {location!r} is not an https URL")
+    return url.hostname, url.port or https_port, url.path or "/"
+
+
+async def _fetch(target: tuple[str, int, str], resolver: Resolver, ca_file: Path | str,
+                 max_bytes: int, profile: Profile,
+                 http_cache: HttpCache | None) -> str | tuple[str]:
+    """The policy text, or ``(location,)`` when the follows-redirects mutant is redirected."""
+    host, port, path = target
     try:
         addresses = await resolver.a(host)
     except LookupFailure as exc:
         raise PolicyFetchError(f"cannot resolve {host}: {exc.detail}") from None
-    ctx = tls_client_context(ca_file)
+    ctx = tls_client_context(ca_file, profile)
     errors: list[str] = []
+    cached = http_cache.get(host) if http_cache is not None else None
     for address in addresses:
         try:
             reader, writer = await asyncio.open_connection(
-                address, port, ssl=ctx, server_hostname=host)
+                address, port, ssl=ctx,
+                server_hostname=None if profile.fetch_no_sni else host)
         except ssl.SSLCertVerificationError as exc:
             raise PolicyFetchError(f"{host} ({address}): certificate verify failed: "
                                    f"{exc.verify_message}", "sts-webpki-invalid") from None
@@ -259,19 +299,31 @@ async def _fetch(host: str, resolver: Resolver, port: int, ca_file: Path | str,
             errors.append(f"{address}: {exc}")
             continue
         try:
-            writer.write(policy_request(host))
+            if profile.fetch_no_sni:
+                _check_name(writer, host)
+            writer.write(policy_request(host, path, cached[0] if cached else None))
             await writer.drain()
             parser = ResponseParser(max_bytes)
             while not parser.done:
                 head = parser.head()
                 if head is not None and head.status != 200:
-                    check_response(head)  # raises: the body of a non-200 answer is not read
+                    early = _not_ok(head, profile, cached)
+                    if early is not None:
+                        return early
                 data = await reader.read(65536)
                 if data:
                     parser.feed(data)
                 else:
                     parser.feed_eof()
-            return check_response(parser.response())
+            response = parser.response()
+            early = _not_ok(response, profile, cached) if response.status != 200 else None
+            if early is not None:
+                return early
+            text = check_response(response, profile)
+            etag = response.header("ETag")
+            if http_cache is not None and etag:
+                http_cache[host] = (etag, text)
+            return text
         except HttpParseError as exc:
             raise PolicyFetchError(f"{host}: {exc}") from None
         except (OSError, ssl.SSLError) as exc:
@@ -279,6 +331,27 @@ async def _fetch(host: str, resolver: Resolver, port: int, ca_file: Path | str,
         finally:
             await _close(writer)
     raise PolicyFetchError(f"cannot connect to {host}: {'; '.join(errors) or 'no address'}")
+
+
+def _not_ok(head: HttpResponse, profile: Profile,
+            cached: tuple[str, str] | None) -> str | tuple[str] | None:
+    """A non-200 head: raise (compliant), or what a mutant makes of it."""
+    location = head.header("Location")
+    if profile.follow_redirects and 300 <= head.status < 400 and location:
+        return (location,)
+    if profile.http_caching and head.status == 304 and cached:
+        return cached[1]
+    if not profile.accept_error_body:
+        check_response(head)  # raises: the body of a non-200 answer is not read
+    return None
+
+
+def _check_name(writer: asyncio.StreamWriter, host: str) -> None:
+    """The name check ``ssl`` cannot do without SNI (the fetch-no-sni mutant)."""
+    der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+    if der is None or not cert_names_host(x509.load_der_x509_certificate(der), host):
+        raise PolicyFetchError(f"{host}: the certificate does not name {host}",
+                               "sts-webpki-invalid")
 
 
 async def _close(writer: asyncio.StreamWriter) -> None:

@@ -168,7 +168,10 @@ class PostfixSender(Sender):
     own_status = True
     backends = ("netns", "compose")
 
-    def __init__(self, cache: str | None = None, keep_deferred: bool | None = None) -> None:
+    def __init__(self, cache: str | None = None, keep_deferred: bool | None = None,
+                 dane: str | None = None) -> None:
+        self.dane = (dane or os.environ.get("MTASTS_LAB_POSTFIX_DANE", "no")) == "yes"
+        """--sender-opt dane=yes: DNSSEC lookups and smtp_tls_security_level = dane (X1)."""
         self.cache = cache or os.environ.get("MTASTS_LAB_POSTFIX_CACHE", "sqlite")
         if self.cache not in ("sqlite", "internal"):
             raise ValueError(f"resolver cache must be sqlite or internal, not {self.cache!r}")
@@ -275,6 +278,8 @@ class PostfixSender(Sender):
             if Path("/etc/postfix", extra).exists():
                 shutil.copyfile(Path("/etc/postfix", extra), etc / extra)
         settings = main_cf(inst, ca)
+        if self.dane:  # DANE where TLSA records validate; the policy map may still override
+            settings.update(smtp_dns_support_level="dnssec", smtp_tls_security_level="dane")
         (etc / "main.cf").write_text("# mtasts-lab private instance\n" + "".join(
             f"{k} = {v}\n" for k, v in settings.items()))
         # No chroot: smtp must read the namespace's resolv.conf (docs/REAL-SENDERS-NOTES.md).

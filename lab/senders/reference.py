@@ -12,116 +12,25 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
-from lab.events import SENDER
-from lab.senders.base import BOUNCED, DEFERRED, SENT, OutgoingMessage, Sender, SenderEnv
-from lab.senders.dnsclient import DnsError, LookupFailure, NXDomain, Resolver, mail_hosts
+from lab.senders.base import BOUNCED, DEFERRED, SENT, OutgoingMessage
+from lab.senders.dane import Tlsa
+from lab.senders.dnsclient import DnsError, LookupFailure, NXDomain, mail_hosts
 from lab.senders.mtasts import PolicyCache, PolicyError, StsPolicy, discover, parse_policy
-from lab.senders.policy_fetch import PolicyFetchError, fetch_policy
+from lab.senders.own import OwnSender, enhanced, recipient_domain, tls_words
+from lab.senders.policy_fetch import HttpCache, PolicyFetchError, fetch_policy
+from lab.senders.profiles import BY_NAME, COMPLIANT, Profile, profile_names
 from lab.senders.smtp_client import (
-    DeliveryResult,
+    PLAIN_CHECKS,
     PermanentSmtpError,
     SmtpError,
+    TlsChecks,
     TlsPolicyError,
     TlsRequirement,
-    deliver,
 )
 
-
-class OwnSender(Sender):
-    """What the lab's two own senders share: the environment, tasks and events."""
-
-    own_status = True
-    smtp_timeout: float = 30.0
-    dns_timeout: float = 2.0
-
-    def __init__(self) -> None:
-        self._env: SenderEnv | None = None
-        self._resolver: Resolver | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    @property
-    def env(self) -> SenderEnv:
-        if self._env is None:
-            raise RuntimeError(f"sender {self.name} not started")
-        return self._env
-
-    @property
-    def resolver(self) -> Resolver:
-        if self._resolver is None:
-            raise RuntimeError(f"sender {self.name} not started")
-        return self._resolver
-
-    async def start(self, env: SenderEnv) -> None:
-        self._env = env
-        self._resolver = Resolver(env.dns, timeout=self.dns_timeout)
-
-    async def reset(self) -> None:
-        """Nothing learned to forget here; subclasses clear their caches."""
-
-    async def inject(self, message: OutgoingMessage) -> None:
-        _ = self.env  # fail here, not inside the task, when not started
-        task = asyncio.create_task(self._run(message), name=f"{self.name} {message.message_id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def close(self) -> None:
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def _run(self, message: OutgoingMessage) -> None:
-        try:
-            status, reason, mx = await self.deliver_message(message)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # a bug must still end in one status, not a silent task
-            status, reason, mx = DEFERRED, f"4.3.0 internal error: {exc!r}", None
-        self.log(f"{message.message_id}: {status}: {reason}")
-        self.emit("status", message_id=message.message_id, status=status, reason=reason, mx=mx)
-
-    async def deliver_message(self, message: OutgoingMessage) -> tuple[str, str, str | None]:
-        raise NotImplementedError
-
-    def emit(self, kind: str, **data: Any) -> None:
-        self.env.emit(SENDER, kind, data)
-
-    def log(self, line: str) -> None:
-        self.emit("log", line=line)
-
-    def attempt(self, mx: str, address: str | None, tls: str, result: str,
-                reason: str) -> None:
-        self.emit("attempt", mx=mx, address=address, tls=tls, result=result, reason=reason)
-
-    async def send_to(self, message: OutgoingMessage, mx: str, address: str,
-                      tls: TlsRequirement) -> DeliveryResult:
-        env = self.env
-        result = await deliver(address, env.smtp_port, mx, message.as_bytes(),
-                               message.mail_from, message.rcpt_to, tls, env.ca_file,
-                               env.emit, self.smtp_timeout)
-        self.attempt(mx, address, result.tls, "delivered", result.reply)
-        return result
-
-
-def _tls_words(result: DeliveryResult) -> str:
-    if result.tls == "none":
-        return "plaintext"
-    return f"{result.tls_version}, certificate {result.tls}"
-
-
-def recipient_domain(rcpt_to: str) -> str:
-    return rcpt_to.rpartition("@")[2].lower().rstrip(".")
-
-
-def enhanced(exc: SmtpError) -> str:
-    """An enhanced status code for a failed attempt, in the sender's own words."""
-    if isinstance(exc, TlsPolicyError):
-        return "4.7.5"
-    if exc.code is not None:
-        return f"{exc.code // 100}.0.0"
-    return "4.4.1" if exc.stage == "connect" else "4.4.2"
+__all__ = ["OwnSender", "ReferenceSender", "enhanced", "recipient_domain"]
 
 
 @dataclass(frozen=True)
@@ -133,10 +42,15 @@ class PolicyDecision:
     error: str | None
 
 
+_PROFILED: dict[str, type[ReferenceSender]] = {}
+
+
 class ReferenceSender(OwnSender):
     name = "reference"
     summary = "the lab's own RFC 8461 sender (positive control)"
     control = "positive"
+    profile: ClassVar[Profile] = COMPLIANT
+    """Its switches (lab.senders.profiles); ``reference:<profile>`` turns one on."""
     fetch_timeout: float = 2.0
     """The bound on one policy fetch (RFC 8461 3.3: senders MAY bound it; about a minute is
     suggested). Short here so that a trickling policy host costs the lab seconds, not
@@ -146,41 +60,116 @@ class ReferenceSender(OwnSender):
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
-        self.cache = PolicyCache(clock)
+        self.cache = PolicyCache(clock, self.profile)
+        self.http_cache: HttpCache | None = {} if self.profile.http_caching else None
+        self._background: dict[str, asyncio.Task[Any]] = {}
+
+    @classmethod
+    def profiles(cls) -> list[str]:
+        return profile_names() if cls.profile is COMPLIANT else []
+
+    @classmethod
+    def with_profile(cls, profile: str) -> type[ReferenceSender]:
+        """The reference sender with one profile's switch on (KeyError: no such profile)."""
+        spec = BY_NAME[profile]
+        made = _PROFILED.get(spec.name)
+        if made is None:
+            made = type(f"Reference_{spec.switch}", (cls,), {
+                "profile": spec.profile, "control": "",
+                "summary": f"reference {spec.kind}: {spec.says} ({spec.rule})"})
+            made.name = f"{cls.name}:{spec.name}"  # set afterwards: not a plugin of its own
+            _PROFILED[spec.name] = made
+        return made
 
     async def reset(self) -> None:
+        for task in self._background.values():
+            task.cancel()
+        await asyncio.gather(*self._background.values(), return_exceptions=True)
+        self._background.clear()
         self.cache.clear()
+        if self.http_cache is not None:
+            self.http_cache.clear()
+
+    async def close(self) -> None:
+        await self.reset()
+        await super().close()
 
     async def policy_for(self, domain: str) -> PolicyDecision:
         """Discovery, fetch and cache for one policy domain (the recipient domain: S1)."""
+        p = self.profile
+        running = self._background.get(domain)
+        if running is not None:  # background-fetch: one fetch at a time per domain
+            await asyncio.gather(running, return_exceptions=True)
         cached = self.cache.get(domain)
+        if p.ignore_id_while_cached and cached is not None:
+            return PolicyDecision(cached.policy, "cached", cached.id, None)
         txt_name = f"_mta-sts.{domain}"
+        dns_failed = False
         try:
-            record_id = discover(await self.resolver.txt(txt_name))
+            records = await self.resolver.txt(txt_name, follow_cname=not p.ignore_cname,
+                                              joiner=b" " if p.txt_join_spaces else b"")
+            record_id = discover(records, p)
             problem = None if record_id else f"no valid STS record at {txt_name}"
         except LookupFailure as exc:
             record_id, problem = None, f"TXT lookup failed: {exc}"
+            dns_failed = isinstance(exc, DnsError)
         if record_id is None:
-            if cached is not None:  # C1: a cached policy still applies
-                return PolicyDecision(cached.policy, "cached", cached.id, problem)
+            if cached is not None and not p.drop_cache_without_txt:
+                return PolicyDecision(cached.policy, "cached", cached.id, problem)  # C1
+            self.cache.drop(domain)
+            if dns_failed and p.defer_on_servfail:
+                return PolicyDecision(None, "unknown", None, problem)
+            parent = domain.partition(".")[2]
+            if p.parent_fallback and parent.count(".") >= 1:
+                return await self.policy_for(parent)
             return PolicyDecision(None, "none", None, problem)
-        if cached is not None and cached.id == record_id:
+        if cached is not None and cached.id == record_id and not p.refetch_always:
             return PolicyDecision(cached.policy, "cached", cached.id, None)  # C2: same id
+        if cached is None and p.background_first_fetch:
+            task = asyncio.create_task(self._fetch(domain, record_id),
+                                       name=f"{self.name} background fetch {domain}")
+            self._background[domain] = task
+            task.add_done_callback(lambda _: self._background.pop(domain, None))
+            return PolicyDecision(None, "none", record_id,
+                                  "first contact: the policy is fetched in the background")
+        policy, error = await self._fetch(domain, record_id)
+        if policy is not None:
+            return PolicyDecision(policy, "fetched", record_id, None)
+        if cached is not None and not p.failed_fetch_wipes:
+            return PolicyDecision(cached.policy, "cached", cached.id, error)  # C2: keep
+        self.cache.drop(domain)
+        return PolicyDecision(None, "none", record_id, error)
+
+    async def _fetch(self, domain: str, record_id: str) -> tuple[StsPolicy | None, str | None]:
+        """Fetch and parse the policy; cache it when valid."""
         try:
             text = await fetch_policy(domain, self.resolver, self.env.https_port,
                                       self.env.ca_file, self.fetch_timeout,
-                                      self.max_policy_bytes)
-            policy = parse_policy(text)
+                                      self.max_policy_bytes, profile=self.profile,
+                                      http_cache=self.http_cache)
+            policy = parse_policy(text, self.profile)
         except PolicyFetchError as exc:
-            error = f"{exc.result_type}: {exc.reason}"
+            return None, f"{exc.result_type}: {exc.reason}"
         except PolicyError as exc:
-            error = f"sts-policy-invalid: {exc}"
-        else:
-            self.cache.put(domain, policy, record_id)
-            return PolicyDecision(policy, "fetched", record_id, None)
-        if cached is not None:  # C2: a failed fetch of a new id keeps the old policy
-            return PolicyDecision(cached.policy, "cached", cached.id, error)
-        return PolicyDecision(None, "none", record_id, error)
+            return None, f"sts-policy-invalid: {exc}"
+        self.cache.put(domain, policy, record_id)
+        return policy, None
+
+    async def tlsa_for(self, mx: str) -> tuple[Tlsa, ...]:
+        """Usable TLSA records for ``mx``, counted only from a DNSSEC-validated answer."""
+        name = f"_25._tcp.{mx}"
+        try:
+            records, authenticated = await self.resolver.tlsa(name)
+        except LookupFailure as exc:
+            self.log(f"TLSA lookup for {name} failed ({exc.detail}): no DANE")
+            return ()
+        if records and not authenticated and not self.profile.dane_without_ad:
+            self.log(f"TLSA at {name} is not DNSSEC-validated (no AD bit): ignored")
+            return ()
+        usable = tuple(r for r in records if r.usable)
+        if usable:
+            self.log(f"DANE applies to {mx}: {', '.join(str(r) for r in usable)}")
+        return usable
 
     async def deliver_message(self, message: OutgoingMessage) -> tuple[str, str, str | None]:
         domain = recipient_domain(message.rcpt_to)
@@ -196,6 +185,8 @@ class ReferenceSender(OwnSender):
         self.log(f"MX for {domain}: {', '.join(f'{p} {h}' for p, h in hosts)}")
 
         decision = await self.policy_for(domain)
+        if decision.source == "unknown":  # defer-on-servfail
+            return DEFERRED, f"4.4.3 MTA-STS policy of {domain} unknown: {decision.error}", None
         policy = decision.policy
         self.emit("policy", domain=domain, source=decision.source, id=decision.id,
                   mode=policy.mode if policy else None, error=decision.error)
@@ -208,26 +199,43 @@ class ReferenceSender(OwnSender):
                      f"max_age {policy.max_age}"
                      + (f"; note: {decision.error}" if decision.error else ""))
         mode = policy.mode if policy else "none"
+        p = self.profile
         failures: list[str] = []
         for _, mx in hosts:
-            if mode == "enforce" and policy is not None and not policy.matches(mx):
+            if mode == "enforce" and policy is not None and not p.skip_mx_match \
+                    and not policy.matches(mx, p):
                 reason = f"4.7.5 {mx}: not an mx of the MTA-STS policy"
                 self.attempt(mx, None, "none", "skipped", reason)
                 self.log(f"skipping {mx}: it matches no mx pattern of the policy")
                 failures.append(reason)
+                if p.defer_not_next_mx:
+                    break
                 continue
-            if mode == "testing" and policy is not None and not policy.matches(mx):
+            if mode == "testing" and policy is not None and not policy.matches(mx, p):
                 self.log(f"testing mode: {mx} matches no mx pattern; enforce would skip it")
-            outcome = await self._try_mx(message, mx, mode, failures)
+            patterns = policy.mx if policy is not None else ()
+            outcome = await self._try_mx(message, mx, mode, failures, patterns)
             if outcome is not None:
                 return outcome
+            if mode == "enforce" and p.defer_not_next_mx:
+                self.log(f"{mx} failed the policy: deferring without trying the next MX")
+                break
+        if mode == "enforce" and p.bounce_without_recheck:
+            return BOUNCED, "5.7.5 " + ("; ".join(failures) or f"no usable MX for {domain}"), None
         if mode == "enforce":
             self.log(f"every MX failed the {domain} policy: deferring (never bouncing)")
         return DEFERRED, "; ".join(failures) or f"4.4.4 no usable MX for {domain}", None
 
     async def _try_mx(self, message: OutgoingMessage, mx: str, mode: str,
-                      failures: list[str]) -> tuple[str, str, str | None] | None:
-        """One MX host, each of its addresses; a status when done, None to go on."""
+                      failures: list[str], patterns: tuple[str, ...] = ()
+                      ) -> tuple[str, str, str | None] | None:
+        """One MX host, each of its addresses; a status when done, None to go on.
+
+        Where DNSSEC-validated TLSA records exist, DANE decides the certificate and TLS is
+        required whatever the MTA-STS mode (RFC 8461 2: MTA-STS never overrides DANE)."""
+        p = self.profile
+        tlsa = await self.tlsa_for(mx)
+        checks = TlsChecks(p, tlsa, patterns)
         try:
             addresses = await self.resolver.a(mx)
         except LookupFailure as exc:
@@ -236,15 +244,30 @@ class ReferenceSender(OwnSender):
             failures.append(reason)
             return None
         for address in addresses:
-            tls: TlsRequirement = "verify" if mode in ("enforce", "testing") else "opportunistic"
+            verify = mode in ("enforce", "testing") or bool(tlsa) or p.strict_tls_always
+            tls: TlsRequirement = "verify" if verify else "opportunistic"
             try:
-                result = await self.send_to(message, mx, address, tls)
+                result = await self.send_to(message, mx, address, tls, checks)
             except SmtpError as exc:
                 reason = f"{enhanced(exc)} {mx}: {exc.reason}"
                 self.attempt(mx, address, exc.tls, "failed", reason)
                 if isinstance(exc, PermanentSmtpError) and exc.stage in ("mail", "rcpt", "data"):
                     return BOUNCED, reason, mx
-                if mode == "testing" and isinstance(exc, TlsPolicyError):
+                dane_failed = exc.result_type == "tlsa-invalid"
+                if dane_failed and p.sts_overrides_dane and mode == "enforce":
+                    self.log(f"DANE failed for {mx}; trying the MTA-STS checks instead")
+                    outcome = await self._verified(message, mx, address, patterns, failures)
+                    if outcome is not None:
+                        return outcome
+                    continue
+                if p.plaintext_fallback and isinstance(exc, TlsPolicyError) \
+                        and exc.stage == "starttls":
+                    outcome = await self._opportunistic(message, mx, address, failures)
+                    if outcome is not None:
+                        return outcome
+                    continue
+                if mode == "testing" and isinstance(exc, TlsPolicyError) and not tlsa \
+                        and not p.strict_tls_always:
                     self.log(f"testing mode: enforce would refuse {mx} ({exc.result_type}: "
                              f"{exc.reason}); delivering without the policy's checks")
                     outcome = await self._opportunistic(message, mx, address, failures)
@@ -255,13 +278,21 @@ class ReferenceSender(OwnSender):
                 if mode != "enforce" and exc.stage == "handshake":
                     self.log(f"{mx}: TLS handshake failed; no plaintext fallback, next MX")
                 continue
-            return SENT, f"{mx} [{address}] accepted ({_tls_words(result)}): {result.reply}", mx
+            return SENT, f"{mx} [{address}] accepted ({tls_words(result)}): {result.reply}", mx
         return None
 
+    async def _verified(self, message: OutgoingMessage, mx: str, address: str,
+                        patterns: tuple[str, ...], failures: list[str]
+                        ) -> tuple[str, str, str | None] | None:
+        return await self._opportunistic(message, mx, address, failures,
+                                         "verify", TlsChecks(self.profile, (), patterns))
+
     async def _opportunistic(self, message: OutgoingMessage, mx: str, address: str,
-                             failures: list[str]) -> tuple[str, str, str | None] | None:
+                             failures: list[str], tls: TlsRequirement = "opportunistic",
+                             checks: TlsChecks = PLAIN_CHECKS
+                             ) -> tuple[str, str, str | None] | None:
         try:
-            result = await self.send_to(message, mx, address, "opportunistic")
+            result = await self.send_to(message, mx, address, tls, checks)
         except SmtpError as exc:
             reason = f"{enhanced(exc)} {mx}: {exc.reason}"
             self.attempt(mx, address, exc.tls, "failed", reason)
@@ -269,4 +300,4 @@ class ReferenceSender(OwnSender):
                 return BOUNCED, reason, mx
             failures.append(reason)
             return None
-        return SENT, f"{mx} [{address}] accepted ({_tls_words(result)}): {result.reply}", mx
+        return SENT, f"{mx} [{address}] accepted ({tls_words(result)}): {result.reply}", mx

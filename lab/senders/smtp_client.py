@@ -13,13 +13,20 @@ response-injection class, CVE-2011-0411): they are counted, logged and dropped.
 
 from __future__ import annotations
 
+import _ssl
 import asyncio
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from cryptography import x509
+
 from lab.events import SENDER, Emit
+from lab.senders import dane
+from lab.senders.certnames import cert_names_any, cert_names_host, dns_names
+from lab.senders.mtasts import mx_matches
+from lab.senders.profiles import COMPLIANT, Profile
 
 TlsRequirement = Literal["verify", "opportunistic", "none"]
 TlsState = Literal["none", "verified", "unverified"]
@@ -65,6 +72,23 @@ class PermanentSmtpError(SmtpError):
     """The server answered 5xx."""
 
     kind = "permanent"
+
+
+@dataclass(frozen=True)
+class TlsChecks:
+    """How a ``verify`` session checks the MX beyond ``ssl``'s defaults.
+
+    ``tlsa``: DNSSEC-validated TLSA records; when set, DANE decides the certificate (RFC
+    7672) and the WebPKI checks are not made. ``patterns``: the policy's mx patterns (only
+    the cert-against-patterns mutant uses them). ``profile``: the sender's switches.
+    """
+
+    profile: Profile = COMPLIANT
+    tlsa: tuple[dane.Tlsa, ...] = ()
+    patterns: tuple[str, ...] = ()
+
+
+PLAIN_CHECKS = TlsChecks()
 
 
 @dataclass(frozen=True)
@@ -149,13 +173,26 @@ def _result_type(exc: ssl.SSLCertVerificationError) -> str:
     return "validation-failure"  # e.g. not yet valid (9): no closer TLS-RPT type
 
 
-def client_context(tls: TlsRequirement, ca_file: Path | str | None) -> ssl.SSLContext:
-    """``verify``: lab CA only, host name checked, TLS 1.2+. ``opportunistic``: no checks."""
+def client_context(tls: TlsRequirement, ca_file: Path | str | None,
+                   checks: TlsChecks = PLAIN_CHECKS) -> ssl.SSLContext:
+    """``verify``: lab CA only, host name checked, TLS 1.2+. ``opportunistic``: no checks.
+
+    Under ``verify`` with TLSA records, DANE checks the certificate after the handshake;
+    the mutants that check names themselves turn ``ssl``'s own name check off."""
+    profile = checks.profile
     if tls == "verify":
         if ca_file is None:
             raise ValueError("verify needs a CA file")
         ctx = ssl.create_default_context(cafile=str(ca_file))
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        if profile.allow_tls10:
+            ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+            ctx.minimum_version = ssl.TLSVersion.TLSv1
+        if checks.tlsa or profile.no_sni or profile.cert_against_patterns \
+                or profile.mx_any_cert:
+            ctx.check_hostname = False
+        if checks.tlsa or profile.mx_any_cert:
+            ctx.verify_mode = ssl.CERT_NONE
         return ctx
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
@@ -231,7 +268,8 @@ class _Session:
 async def deliver(address: str, port: int, mx_host: str, message_bytes: bytes,
                   mail_from: str, rcpt_to: str, tls: TlsRequirement,
                   ca_file: Path | str | None, emit: Emit, timeout: float = 30.0, *,
-                  helo_name: str = "sender.test") -> DeliveryResult:
+                  helo_name: str = "sender.test",
+                  checks: TlsChecks = PLAIN_CHECKS) -> DeliveryResult:
     """Deliver one message to one MX address; raise an ``SmtpError`` subclass on failure."""
     loop = asyncio.get_running_loop()
     wire = _Wire()
@@ -244,7 +282,7 @@ async def deliver(address: str, port: int, mx_host: str, message_bytes: bytes,
                 raise TransientSmtpError(f"cannot connect to {address}:{port}: "
                                          f"{exc.strerror or exc}", stage="connect") from None
             return await _converse(session, loop, address, message_bytes, mail_from,
-                                   rcpt_to, tls, ca_file, helo_name)
+                                   rcpt_to, tls, ca_file, helo_name, checks)
     except TimeoutError:
         raise TransientSmtpError(f"no answer from {mx_host} within {timeout:g}s",
                                  stage="timeout", tls=session.tls) from None
@@ -256,7 +294,7 @@ async def deliver(address: str, port: int, mx_host: str, message_bytes: bytes,
 async def _converse(session: _Session, loop: asyncio.AbstractEventLoop, address: str,
                     message_bytes: bytes, mail_from: str, rcpt_to: str,
                     tls: TlsRequirement, ca_file: Path | str | None,
-                    helo_name: str) -> DeliveryResult:
+                    helo_name: str, checks: TlsChecks) -> DeliveryResult:
     greeting = await session.reply("greeting")
     if greeting.code != 220:
         session.fail(greeting, "greeting", "the connection")
@@ -282,11 +320,13 @@ async def _converse(session: _Session, loop: asyncio.AbstractEventLoop, address:
                 session.log(f"STARTTLS answered {reply}: continuing in plaintext")
             else:
                 discarded = len(session.wire.buffer)
+                if checks.profile.read_injected:
+                    discarded = 0  # the reads-injected-replies mutant keeps them
                 if discarded:
                     session.log(f"dropped {discarded} plaintext bytes that came after "
                                 "'220' to STARTTLS (possible response injection)")
                     session.wire.buffer.clear()
-                version, cipher = await _handshake(session, loop, tls, ca_file)
+                version, cipher = await _handshake(session, loop, tls, ca_file, checks)
                 extensions = await session.hello(helo_name)  # RFC 3207: start afresh
     await session.command(f"MAIL FROM:<{mail_from}>", "mail", (250,))
     await session.command(f"RCPT TO:<{rcpt_to}>", "rcpt", (250, 251))
@@ -308,14 +348,14 @@ async def _converse(session: _Session, loop: asyncio.AbstractEventLoop, address:
 
 
 async def _handshake(session: _Session, loop: asyncio.AbstractEventLoop,
-                     tls: TlsRequirement, ca_file: Path | str | None
-                     ) -> tuple[str | None, str | None]:
+                     tls: TlsRequirement, ca_file: Path | str | None,
+                     checks: TlsChecks) -> tuple[str | None, str | None]:
     wire = session.wire
     assert wire.transport is not None
-    ctx = client_context(tls, ca_file)
+    ctx = client_context(tls, ca_file, checks)
+    sni = None if checks.profile.no_sni else session.mx_host
     try:
-        transport = await loop.start_tls(wire.transport, wire, ctx,
-                                         server_hostname=session.mx_host)
+        transport = await loop.start_tls(wire.transport, wire, ctx, server_hostname=sni)
     except ssl.SSLCertVerificationError as exc:
         result_type = _result_type(exc)
         raise TlsPolicyError(f"certificate verify failed: {exc.verify_message} "
@@ -330,8 +370,11 @@ async def _handshake(session: _Session, loop: asyncio.AbstractEventLoop,
     if transport is None:
         raise TransientSmtpError("TLS handshake failed: connection lost", stage="handshake")
     wire.transport = transport
-    wire.buffer.clear()
+    if not checks.profile.read_injected:
+        wire.buffer.clear()
     ssl_object = transport.get_extra_info("ssl_object")
+    if tls == "verify":
+        _post_checks(session, ssl_object, checks)
     version = ssl_object.version() if ssl_object is not None else None
     cipher_info = ssl_object.cipher() if ssl_object is not None else None
     cipher = cipher_info[0] if cipher_info else None
@@ -340,6 +383,45 @@ async def _handshake(session: _Session, loop: asyncio.AbstractEventLoop,
            else "certificate not checked")
     session.log(f"TLS established ({version}, {cipher}); {how}")
     return version, cipher
+
+
+def _chain(ssl_object: ssl.SSLObject | None) -> list[bytes]:
+    """The certificates the server presented, leaf first (DER)."""
+    if ssl_object is None:
+        return []
+    public = getattr(ssl_object, "get_unverified_chain", None)  # Python 3.13+
+    raw = public() if public else ssl_object._sslobj.get_unverified_chain()  # type: ignore[attr-defined]
+    return [c if isinstance(c, bytes) else c.public_bytes(_ssl.ENCODING_DER)
+            for c in raw or []]
+
+
+def _post_checks(session: _Session, ssl_object: ssl.SSLObject | None,
+                 checks: TlsChecks) -> None:
+    """The checks made after the handshake: DANE, and the names the mutants check."""
+    profile = checks.profile
+    if not (checks.tlsa or profile.no_sni or profile.cert_against_patterns):
+        return
+    chain = _chain(ssl_object)
+    host = session.mx_host
+    if checks.tlsa:
+        problem = dane.verify(checks.tlsa, chain, host)
+        if problem is not None:
+            raise TlsPolicyError(f"DANE: {problem}", stage="handshake",
+                                 result_type="tlsa-invalid")
+        session.log(f"DANE: the certificate matches a TLSA record of _25._tcp.{host}")
+        return
+    if not chain:
+        return
+    leaf = x509.load_der_x509_certificate(chain[0])
+    if profile.cert_against_patterns:
+        ok = any(mx_matches(p, n) or n == p.lower().rstrip(".")
+                 for p in checks.patterns for n in dns_names(leaf)) or \
+            cert_names_any(leaf, checks.patterns)
+    else:
+        ok = cert_names_host(leaf, host)
+    if not ok:
+        raise TlsPolicyError(f"certificate does not name {host}", stage="handshake",
+                             result_type="certificate-host-mismatch")
 
 
 def _dot_stuff(message: bytes) -> bytes:
