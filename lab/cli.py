@@ -112,7 +112,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     junit_out = _writable(args.junit, "--junit")
     html_out = _writable(args.html, "--html")
     sender_options = _sender_options(args.sender_opt, sender_names)
-    spec = shard.parse(args.shard) if args.shard else None
+    spec = shard.parse(args.shard) if args.shard is not None else None
     work = shard.work(spec, scenarios, sender_names)
     phases = sum(len(s.phases) + (1 if s.baseline else 0)
                  for mine in work.values() for s in mine)

@@ -20,7 +20,7 @@ from typing import Any, Protocol, TypeVar
 from lab.results_schema import errors
 
 T = TypeVar("T")
-_SPEC = re.compile(r"^(\d{1,6})/(\d{1,6})$")
+_SPEC = re.compile(r"^(\d{1,6})/(\d{1,6})$", re.ASCII)
 
 
 class ShardError(ValueError):
@@ -29,12 +29,13 @@ class ShardError(ValueError):
 
 def parse(spec: str) -> tuple[int, int]:
     """``"K/N"`` with 1 <= K <= N."""
-    m = _SPEC.match(spec.strip())
+    shown = spec if spec and spec.isprintable() and spec.strip() == spec else repr(spec)
+    m = _SPEC.fullmatch(spec.strip())
     if not m:
-        raise ShardError(f"--shard {spec}: expected K/N, e.g. 1/4")
+        raise ShardError(f"--shard {shown}: expected K/N, e.g. 1/4")
     k, n = int(m.group(1)), int(m.group(2))
     if n < 1 or not 1 <= k <= n:
-        raise ShardError(f"--shard {spec}: K must be between 1 and N (N at least 1)")
+        raise ShardError(f"--shard {shown}: K must be between 1 and N (N at least 1)")
     return k, n
 
 
