@@ -14,7 +14,7 @@ from typing import Any
 from lab.sequence_steps import LANES, Step, steps
 
 LANE_X = (54, 158, 280, 436, 592)
-WIDTH = 648
+WIDTH = 664
 TOP = 44
 LINE_H = 14
 CHAR_W = 6.6  # 11px monospace
@@ -112,6 +112,16 @@ def _arrow(step: Step, y: float) -> tuple[str, float]:
     return svg, ay - y + 8
 
 
+def _lanes(record: Mapping[str, Any]) -> tuple[str, ...]:
+    """The lane names; the MX lane names the host when the sender reached just one (under
+    a DNS attack it may be the attacker's own MX)."""
+    hosts = {str(e.get("mx")) for e in record.get("evidence") or ()
+             if e.get("source") == "sink" and e.get("kind") == "connect"}
+    if len(hosts) == 1:
+        return (*LANES[:4], f"MX {hosts.pop()}"[:19])
+    return LANES
+
+
 def sequence_svg(record: Mapping[str, Any], attacks: Sequence[Mapping[str, Any]] = (),
                  *, title: str = "") -> str:
     """The diagram of one phase record (a results-JSON run) as an ``<svg>`` element."""
@@ -136,9 +146,9 @@ def sequence_svg(record: Mapping[str, Any], attacks: Sequence[Mapping[str, Any]]
     heads = "".join(
         f"<g class='seq-lane{' seq-side' if i < 2 else ''}'>"
         f"<line x1='{x}' y1='30' x2='{x}' y2='{height - 4:.1f}'/>"
-        f"<rect x='{x - 50}' y='4' width='100' height='24' rx='5'/>"
-        f"<text x='{x}' y='20' text-anchor='middle'>{escape(name)}</text></g>"
-        for i, (x, name) in enumerate(zip(LANE_X, LANES, strict=True)))
+        f"<rect x='{x - 64 if i == 4 else x - 50}' y='4' width='{128 if i == 4 else 100}' "
+        f"height='24' rx='5'/><text x='{x}' y='20' text-anchor='middle'>{escape(name)}</text>"
+        "</g>" for i, (x, name) in enumerate(zip(LANE_X, _lanes(record), strict=True)))
     label = escape(title or "sequence diagram")
     return (f"<svg class='seq' viewBox='0 0 {WIDTH} {height:.0f}' role='img' "
             f"aria-label='{label}' xmlns='http://www.w3.org/2000/svg' "
