@@ -56,10 +56,17 @@ def _context(record: Mapping[str, Any], attacks: Sequence[Mapping[str, Any]]) ->
     ctx = _Ctx(record)
     for name, proofs in (record.get("fired") or {}).items():
         if places.get(name) == "dns":
-            ctx.dns_fired.update({p: name for p in proofs})
+            ctx.dns_fired.update({p: name for p in _texts(proofs)})
         elif places.get(name, "smtp") == "smtp":
             ctx.smtp_attacks.append(name)
     return ctx
+
+
+def _texts(value: Any) -> list[str]:
+    """A list field of an event as strings, whatever a results file holds there."""
+    if isinstance(value, list | tuple):
+        return [str(v) for v in value]
+    return [str(value)] if value else []
 
 
 def _dns(e: Mapping[str, Any], ctx: _Ctx) -> list[Step]:
@@ -67,7 +74,7 @@ def _dns(e: Mapping[str, Any], ctx: _Ctx) -> list[Step]:
     proof = f"served {e.get('qtype')} {e.get('name')} ({e.get('rcode')})"
     attack = ctx.dns_fired.get(proof, "")
     failure = e.get("failure")
-    answer = "; ".join(e.get("answers") or ()) or str(e.get("rcode") or "no answer")
+    answer = "; ".join(_texts(e.get("answers"))) or str(e.get("rcode") or "no answer")
     if failure:
         answer = f"{answer} ({failure})"
     mark = ATTACK if attack or failure else PLAIN
@@ -79,7 +86,7 @@ def _dns(e: Mapping[str, Any], ctx: _Ctx) -> list[Step]:
 
 def _policy(e: Mapping[str, Any], ctx: _Ctx) -> list[Step]:
     t = float(e.get("t", 0.0))
-    applied = list(e.get("applied") or ())
+    applied = _texts(e.get("applied"))
     kind = e.get("kind")
     if kind == "fetch":
         reply = f"{e.get('status')} {e.get('content_type') or ''}".strip()
@@ -132,7 +139,9 @@ def _proxy(e: Mapping[str, Any], ctx: _Ctx) -> list[Step]:
                                                "plaintext", "")],
                          ALARM if ctx.exposed_is_failure else PLAIN, note=True)]
     if kind == "close":
-        return _transcript(e.get("transcript") or (), ctx)
+        lines = e.get("transcript")
+        return _transcript([x for x in lines if isinstance(x, Mapping)]
+                           if isinstance(lines, list) else [], ctx)
     return []
 
 
