@@ -41,9 +41,10 @@ def test_page_is_self_contained_and_teaches(themes_run: Outputs) -> None:
     assert not [t for t, _ in tags if t in ("script", "link", "img", "iframe", "object")]
     assert not [a for _, a in tags if a.get("src")]
     assert not re.search(r"url\(|@import|@font-face", page)
+    records = len(themes_run.doc()["runs"])
     articles = [a for t, a in tags if t == "article"]
-    assert len(articles) == 86
-    assert sum(t == "svg" for t, _ in tags) == 86
+    assert records > 40 and len(articles) == records
+    assert sum(t == "svg" for t, _ in tags) == records
     for words in ("What the attacker does", "What a compliant sender does", "Why it matters",
                   "rfc-editor.org/rfc/rfc8461#section-5", "name=\"viewport\"".replace('"', "'")):
         assert words in page, words
@@ -107,7 +108,7 @@ def test_report_in_headless_chromium(themes_run: Outputs, tmp_path: Path, width:
     assert found["resources"] == 0  # nothing fetched: no font, no image, no script
     assert found["pageScroll"] <= found["vw"], "the page scrolls sideways"
     phases = {p["id"]: p for p in found["phases"]}
-    assert len(phases) == 86
+    assert len(phases) == len(themes_run.doc()["runs"])
     for p in phases.values():
         assert p["left"] >= 0 and p["right"] <= found["vw"] + 0.5, p["id"]
         assert p["vScroll"] <= p["vClient"], f"{p['id']}: the verdict is cut off"

@@ -31,7 +31,8 @@ def test_real_run_matches_the_schema(themes_run: Outputs) -> None:
     doc = themes_run.doc()
     _validator().validate(doc)
     assert doc["schema_version"] == 1
-    assert len(doc["runs"]) == 86
+    assert len(doc["runs"]) > 40
+    assert {r["scenario"].split("/")[0] for r in doc["runs"]} == {"starttls", "certificates"}
     info = doc["scenarios"]["starttls/strip-starttls-enforce"]
     assert info["attacker_does"] and info["compliant_does"] and "RFC 8461 5" in info["refs"]
     assert info["phases"]["phase1"]["attacks"][0]["name"] == "strip-starttls"
@@ -66,7 +67,7 @@ def test_results_doc_is_generated_from_the_schema() -> None:
 def test_junit_reads_back_with_names_ci_reporters_show(themes_run: Outputs) -> None:
     xml = JUnitXml.fromfile(str(themes_run.junit))
     cases = [(suite.name, case) for suite in xml for case in suite]
-    assert len(cases) == 86
+    assert len(cases) == len(themes_run.doc()["runs"])
     assert {name for name, _ in cases} == {"mtasts-lab.reference", "mtasts-lab.opportunistic"}
     for _, case in cases:
         assert "." not in case.classname, case.classname
