@@ -10,8 +10,9 @@ import sys
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from lab import __version__, backends, report, senders
+from lab import __version__, backends, report, senders, shard
 from lab.attacks import Attack, load_all
 from lab.backends.base import Backend
 from lab.narrate import narrate
@@ -34,6 +35,7 @@ from lab.scenario import (
     option_type_text,
     select,
 )
+from lab.scenario_info import infos
 from lab.senders.base import Sender
 from lab.serve import serve_world
 
@@ -110,13 +112,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     junit_out = _writable(args.junit, "--junit")
     html_out = _writable(args.html, "--html")
     sender_options = _sender_options(args.sender_opt, sender_names)
-    phases = sum(len(s.phases) + (1 if s.baseline else 0) for s in scenarios)
-    options = RunOptions(backend=args.backend, senders=sender_names, grace_s=args.grace,
-                         keep_run_dir=args.keep, sender_options=sender_options)
-    records = asyncio.run(run_catalogue(scenarios, options,
-                                        _progress(phases * len(sender_names), args.quiet,
-                                                  args.show),
-                                        jobs=args.jobs))
+    spec = shard.parse(args.shard) if args.shard is not None else None
+    work = shard.work(spec, scenarios, sender_names)
+    phases = sum(len(s.phases) + (1 if s.baseline else 0)
+                 for mine in work.values() for s in mine)
+    progress = _progress(phases, args.quiet, args.show)
+    records: list[Record] = []
+    for group in shard.sender_groups(work):
+        options = RunOptions(backend=args.backend, senders=group, grace_s=args.grace,
+                             keep_run_dir=args.keep, sender_options=sender_options)
+        records += asyncio.run(run_catalogue(work[group[0]], options, progress,
+                                             jobs=args.jobs))
     code = exit_code(records)
     print(report.table(records))
     print()
@@ -124,13 +130,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     for line in report.problems(records):
         print("  " + line)
     if json_out:
+        extra: dict[str, Any] = {"shard": {"index": spec[0], "count": spec[1]}} if spec else {}
         report.write_json(json_out, report.as_json(records, backend=args.backend,
-                                                   senders=sender_names, exit_code=code))
+                                                   senders=sender_names, exit_code=code,
+                                                   scenarios=infos(scenarios), **extra))
     if junit_out:
         report.write_junit(junit_out, records)
     if html_out:
-        report.write_html(html_out, records)
+        report.write_html(html_out, records, infos(scenarios))
     return code
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    json_out = _writable(args.json, "--json")
+    junit_out = _writable(args.junit, "--junit")
+    html_out = _writable(args.html, "--html")
+    merged = shard.merge([Path(p) for p in args.files])
+    return shard.report_merged(merged, json_out=json_out, junit_out=junit_out,
+                               html_out=html_out)
 
 
 def _sender_options(pairs: Sequence[str], sender_names: Sequence[str]) -> dict[str, str]:
@@ -307,7 +324,18 @@ def build_parser() -> argparse.ArgumentParser:
                      help="option for the senders that take it, e.g. host=127.0.0.1 for "
                           "--sender smtp, cmd='...' for --sender command (repeatable)")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    run.add_argument("--shard", metavar="K/N",
+                     help="run only shard K of N of the (scenario, sender) pairs, a slice "
+                          "that is the same on every machine; combine with merge")
     run.set_defaults(func=cmd_run)
+
+    mrg = sub.add_parser("merge", help="combine the JSON results of shards (run --shard "
+                                       "K/N --json) into one report")
+    mrg.add_argument("files", nargs="+", metavar="FILE", help="JSON results of the shards")
+    mrg.add_argument("--json", metavar="FILE", help="write the merged results as JSON")
+    mrg.add_argument("--junit", metavar="FILE", help="write the merged results as JUnit XML")
+    mrg.add_argument("--html", metavar="FILE", help="write the merged HTML report")
+    mrg.set_defaults(func=cmd_merge)
 
     serve = sub.add_parser("serve", help="keep a world up for a sender you drive by hand; "
                                          "prints the DNS address, CA file and domains")
@@ -353,7 +381,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _load_plugins()
         code: int = args.func(args)
         return code
-    except (ScenarioError, UsageError) as exc:
+    except (ScenarioError, UsageError, shard.ShardError) as exc:
         print(f"mtasts-lab: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
