@@ -17,8 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
+from lab import yaml_input
 from lab.attacks import Attack, load_all
 from lab.checklist import IDS as CHECKLIST_IDS
 from lab.world import (
@@ -99,26 +98,6 @@ class Scenario:
 
     def attack_names(self) -> list[str]:
         return sorted({a.name for p in self.phases for a in p.attacks})
-
-
-# ---------------------------------------------------------------- YAML with duplicate keys refused
-
-class _StrictLoader(yaml.SafeLoader):
-    pass
-
-
-def _no_duplicates(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark)
-        seen.add(key)
-    return loader.construct_mapping(node, deep)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
 
 
 # ---------------------------------------------------------------- field checking helpers
@@ -455,13 +434,9 @@ def parse(data: Any, path: str, scenario_id: str) -> Scenario:
 
 def load_text(text: str, path: str, scenario_id: str) -> Scenario:
     try:
-        data = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = f"line {mark.line + 1}" if mark else ""
-        raise ScenarioError(path, line, f"not valid YAML: {exc.problem or exc}") from None
-    except yaml.YAMLError as exc:
-        raise ScenarioError(path, "", f"not valid YAML: {exc}") from None
+        data = yaml_input.load_text(text, path)
+    except yaml_input.InputError as exc:
+        raise ScenarioError(path, exc.field, exc.message) from None
     return parse(data, path, scenario_id)
 
 
@@ -470,10 +445,10 @@ def load_file(path: Path, root: Path | None = None) -> Scenario:
     if root is not None:
         scenario_id = path.relative_to(root).with_suffix("").as_posix()
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError(str(path), "", f"cannot read: {exc}") from None
-    return load_text(text, str(path), scenario_id)
+        data = yaml_input.read(path)
+    except yaml_input.InputError as exc:
+        raise ScenarioError(str(path), exc.field, exc.message) from None
+    return parse(data, str(path), scenario_id)
 
 
 def catalogue_root() -> Path:
