@@ -11,9 +11,10 @@ import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
-from lab import __version__, backends, report, senders
+from lab import __version__, backends, checklist, report, senders
 from lab.attacks import Attack, load_all
 from lab.backends.base import Backend
+from lab.cli_checks import EXIT_USAGE, Parser, UsageError, jobs, outputs, positive_seconds, seconds
 from lab.narrate import narrate
 from lab.runner import (
     Progress,
@@ -34,14 +35,12 @@ from lab.scenario import (
     option_type_text,
     select,
 )
+from lab.sender_options import OptionError, typed_kwargs
 from lab.senders.base import Sender
 from lab.serve import serve_world
+from lab.yaml_input import one_line
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-
-class UsageError(Exception):
-    """Bad usage or input: printed as one line, exit 2."""
+EXIT_OK, EXIT_FAILED = 0, 1
 
 
 def _load_plugins() -> None:
@@ -57,16 +56,6 @@ def _scenarios(args: argparse.Namespace) -> list[Scenario]:
     if getattr(args, "scenario", None):
         return select(args.scenario, root)
     return load_catalogue(root)
-
-
-def _writable(path: str | None, flag: str) -> Path | None:
-    if path is None:
-        return None
-    out = Path(path)
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir() or not os.access(parent, os.W_OK):
-        raise UsageError(f"{flag} {path}: folder {parent} does not exist or is not writable")
-    return out
 
 
 def _progress(total: int, quiet: bool, narrative: bool = False) -> Progress:
@@ -90,9 +79,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     scenarios = _scenarios(args)
     sender_names = args.sender or ["reference", "opportunistic"]
     for name in sender_names:
-        if name not in Sender.registry:
+        if not senders.is_known(name):
             raise UsageError(f"--sender {name}: unknown sender "
-                             f"(known: {', '.join(Sender.registry.names())})")
+                             f"(known: {', '.join(senders.known_names())})")
     if args.backend not in Backend.registry:
         raise UsageError(f"--backend {args.backend}: unknown backend "
                          f"(known: {', '.join(Backend.registry.names())})")
@@ -106,9 +95,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.backend not in cls.backends:
             raise UsageError(f"--sender {name} does not run on --backend {args.backend} "
                              f"(it runs on: {', '.join(cls.backends)})")
-    json_out = _writable(args.json, "--json")
-    junit_out = _writable(args.junit, "--junit")
-    html_out = _writable(args.html, "--html")
+    outs = outputs(args)
+    json_out, junit_out, html_out = outs["json"], outs["junit"], outs["html"]
     sender_options = _sender_options(args.sender_opt, sender_names)
     phases = sum(len(s.phases) + (1 if s.baseline else 0) for s in scenarios)
     options = RunOptions(backend=args.backend, senders=sender_names, grace_s=args.grace,
@@ -117,12 +105,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                                         _progress(phases * len(sender_names), args.quiet,
                                                   args.show),
                                         jobs=args.jobs))
-    code = exit_code(records)
-    print(report.table(records))
-    print()
-    print(report.summary(records))
-    for line in report.problems(records):
-        print("  " + line)
+    code = args.result_code = exit_code(records)
     if json_out:
         report.write_json(json_out, report.as_json(records, backend=args.backend,
                                                    senders=sender_names, exit_code=code))
@@ -130,6 +113,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         report.write_junit(junit_out, records)
     if html_out:
         report.write_html(html_out, records)
+    print(report.table(records))
+    print()
+    print(report.summary(records))
+    for line in report.problems(records):
+        print("  " + line)
     return code
 
 
@@ -139,12 +127,21 @@ def _sender_options(pairs: Sequence[str], sender_names: Sequence[str]) -> dict[s
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise UsageError(f"--sender-opt {pair}: expected KEY=VALUE")
-        takers = [n for n in sender_names
-                  if sender_kwargs(Sender.registry.get(n), {key: value})]
+        try:
+            takers = [n for n in sender_names
+                      if sender_kwargs(Sender.registry.get(n), {key: value})]
+        except OptionError as exc:
+            raise UsageError(f"--sender-opt {exc}") from None
         if not takers:
             raise UsageError(f"--sender-opt {key}: none of the senders "
                              f"({', '.join(sender_names)}) takes this option")
         options[key] = value
+    for name in sender_names:
+        cls = Sender.registry.get(name)
+        try:
+            cls(**typed_kwargs(cls, options))
+        except (OptionError, TypeError, ValueError) as exc:
+            raise UsageError(f"--sender {name}: {exc}") from None
     return options
 
 
@@ -168,6 +165,9 @@ def cmd_list(args: argparse.Namespace) -> int:
             missing = backend_cls.check()
             state = "ready" if not missing else "missing: " + "; ".join(missing)
             print(f"{name:<10} {backend_cls.summary} [{state}]")
+    elif what == "checklist":
+        for item in checklist.CHECKLIST:
+            print(f"{item.id:<4} {item.level:<7} {item.section:<20} {item.text}")
     return EXIT_OK
 
 
@@ -270,7 +270,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="mtasts-lab",
         description="Play the on-path attacker against a sending MTA and judge whether it "
                     "honours MTA-STS (RFC 8461). Uses reserved .test names and lab-made "
@@ -289,9 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="where the world runs (default: loopback)")
     run.add_argument("--json", metavar="FILE", help="write the results as JSON")
     run.add_argument("--junit", metavar="FILE", help="write the results as JUnit XML")
-    run.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
+    run.add_argument("-j", "--jobs", type=jobs, default=1, metavar="N",
                      help="run N labs in parallel (loopback only; default 1)")
-    run.add_argument("--grace", type=float, default=1.0, metavar="SECONDS",
+    run.add_argument("--grace", type=seconds, default=1.0, metavar="SECONDS",
                      help="grace window for fallback retries when the sender's own status "
                           "cannot be read (default 1.0)")
     run.add_argument("--keep", action="store_true",
@@ -314,7 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "baseline/enforce-valid-tls)")
     serve.add_argument("--backend", default="loopback", metavar="NAME")
     serve.add_argument("--phase", metavar="NAME", help="serve this phase (default: the first)")
-    serve.add_argument("--for", dest="seconds", type=float, metavar="SECONDS",
+    serve.add_argument("--for", dest="seconds", type=positive_seconds, metavar="SECONDS",
                        help="stop after this long (default: until Ctrl-C)")
     serve.set_defaults(func=cmd_serve)
 
@@ -326,8 +326,10 @@ def build_parser() -> argparse.ArgumentParser:
                                            "for each backend and sender")
     doctor.set_defaults(func=cmd_doctor)
 
-    lst = sub.add_parser("list", help="list scenarios, attacks, senders or backends")
-    lst.add_argument("what", choices=["scenarios", "attacks", "senders", "backends"])
+    lst = sub.add_parser("list", help="list scenarios, attacks, senders, backends or the "
+                                      "checklist (id, level, section)")
+    lst.add_argument("what", choices=["scenarios", "attacks", "senders", "backends",
+                                      "checklist"])
     lst.set_defaults(func=cmd_list)
 
     exp = sub.add_parser("explain", help="what a scenario's attack does, what the RFC "
@@ -345,15 +347,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     quiet_tls_eof_warnings()
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "jobs", 1) < 1:
-        parser.error("--jobs must be at least 1")
     try:
         _load_plugins()
         code: int = args.func(args)
         return code
     except (ScenarioError, UsageError) as exc:
-        print(f"mtasts-lab: error: {exc}", file=sys.stderr)
+        print(f"mtasts-lab: error: {one_line(str(exc), 1000)}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        # the reader went away (| head): say nothing more, and keep the run's own code
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return int(getattr(args, "result_code", EXIT_OK))
     except KeyboardInterrupt:
         print("mtasts-lab: interrupted; everything the run started was stopped",
               file=sys.stderr)

@@ -17,7 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from lab import yaml_input
+from lab import senders, yaml_input
 from lab.attacks import Attack, load_all
 from lab.checklist import IDS as CHECKLIST_IDS
 from lab.world import (
@@ -407,6 +407,9 @@ def parse(data: Any, path: str, scenario_id: str) -> Scenario:
     kf = _Fields(path, "known_failures", known, known.keys() if isinstance(known, Mapping)
                  else ())
     for sender, reason in kf.data.items():
+        if not senders.is_known(str(sender)):
+            raise kf.error(str(sender), "unknown sender "
+                           f"(known: {', '.join(senders.known_names())})")
         if not isinstance(reason, str) or not reason.strip():
             raise kf.error(str(sender), "must give the reason as a non-empty string")
 

@@ -171,6 +171,9 @@ class CommandSender(Sender):
 
     def __init__(self, cmd: str | None = None, timeout: float | str | None = None) -> None:
         self.cmd = _opt(cmd, "MTASTS_LAB_COMMAND")
+        if not self.cmd:
+            raise ValueError("the command sender needs a command: --sender-opt cmd='...' or "
+                             "MTASTS_LAB_COMMAND")
         self.timeout = float(_opt(timeout, "MTASTS_LAB_COMMAND_TIMEOUT", "120") or 120)
         self.env: SenderEnv | None = None
         self._bg = _Background()
