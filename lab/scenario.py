@@ -467,13 +467,14 @@ def load_catalogue(root: Path | None = None) -> list[Scenario]:
 def select(names: Iterable[str], root: Path | None = None) -> list[Scenario]:
     """Scenarios by id, id prefix (a theme folder), or file path."""
     root = root or catalogue_root()
-    catalogue = load_catalogue(root)
+    catalogue: list[Scenario] | None = None
     chosen: list[Scenario] = []
     for name in names:
         as_path = Path(name)
         if as_path.suffix in (".yaml", ".yml") and as_path.exists():
             chosen.append(load_file(as_path))
             continue
+        catalogue = load_catalogue(root) if catalogue is None else catalogue
         key = name.rstrip("/")
         hits = [s for s in catalogue if s.id == key or s.id.startswith(key + "/")]
         if not hits:
