@@ -350,6 +350,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _load_plugins()
         code: int = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
         return code
     except (ScenarioError, UsageError) as exc:
         print(f"mtasts-lab: error: {one_line(str(exc), 1000)}", file=sys.stderr)
