@@ -2,11 +2,11 @@
 
 Scenario files are small mappings of plain values. Everything else is refused before a
 scenario is built, each with ``InputError(path, where, message)`` (``where`` is ``line N``
-when the problem has a place): files over ``MAX_BYTES``, nesting deeper than ``MAX_DEPTH``,
-anchors and aliases, tags other than the core scalar/list/mapping ones, lists or mappings used
-as keys, duplicate keys, text that is not UTF-8, control characters (NUL included), and a top
-level that is not a mapping. The checks are hooks of a ``yaml.SafeLoader`` subclass, so
-PyYAML's own reader and parser do the scanning.
+when the problem has a place): files over ``MAX_BYTES``, more than ``MAX_NODES`` values,
+nesting deeper than ``MAX_DEPTH``, anchors and aliases, tags other than the core
+scalar/list/mapping ones, lists or mappings used as keys, duplicate keys, text that is not
+UTF-8, control characters (NUL included), and a top level that is not a mapping. The checks
+are hooks of a ``yaml.SafeLoader`` subclass, so PyYAML's own reader and parser do the scanning.
 """
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ MAX_BYTES = 1 << 20
 """Largest scenario file (1 MiB): the catalogue's biggest is under 3 KiB."""
 MAX_DEPTH = 32
 """Deepest nesting of lists and mappings: the catalogue needs 6."""
+MAX_NODES = 10_000
+"""Most values (scalars, lists, mappings) in one file: the catalogue's biggest has under 100.
+Bounds the work: PyYAML's pure-Python parser needs about 35 s for a 1 MiB list of numbers."""
 MAX_MESSAGE = 300
 """Longest text of the input quoted in an error."""
 
@@ -59,6 +62,7 @@ class BoundedLoader(yaml.SafeLoader):
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self._depth = 0
+        self._nodes = 0
 
     def compose_node(self, parent: Node | None, index: Any) -> Node | None:
         event = self.peek_event()
@@ -70,6 +74,10 @@ class BoundedLoader(yaml.SafeLoader):
         if tag not in (None, "!") and tag not in _CORE_TAGS:
             shown = str(tag).replace("tag:yaml.org,2002:", "!!")
             raise _Refused(f"the tag {shown} is not allowed (plain values only)",
+                           event.start_mark)
+        self._nodes += 1
+        if self._nodes > MAX_NODES:
+            raise _Refused(f"more than {MAX_NODES} values (scalars, lists and mappings)",
                            event.start_mark)
         self._depth += 1
         try:

@@ -9,7 +9,16 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lab.yaml_input import MAX_BYTES, MAX_DEPTH, InputError, load_bytes, load_text, one_line, read
+from lab.yaml_input import (
+    MAX_BYTES,
+    MAX_DEPTH,
+    MAX_NODES,
+    InputError,
+    load_bytes,
+    load_text,
+    one_line,
+    read,
+)
 
 
 def _refused_or_mapping(call: object, *args: object) -> None:
@@ -63,6 +72,13 @@ def test_nesting_cap_is_exact() -> None:
     assert load_text(_nested(MAX_DEPTH), "n.yaml")
     with pytest.raises(InputError, match=rf"^n\.yaml: line 1: nested deeper than {MAX_DEPTH}"):
         load_text(_nested(MAX_DEPTH + 1), "n.yaml")
+
+
+def test_value_cap_is_exact() -> None:
+    # the mapping, its key, the list: 3 values; the rest are the list's items
+    assert load_text("a: [" + "1," * (MAX_NODES - 4) + "1]\n", "v.yaml")
+    with pytest.raises(InputError, match=rf"^v\.yaml: line 1: more than {MAX_NODES} values"):
+        load_text("a: [" + "1," * (MAX_NODES - 3) + "1]\n", "v.yaml")
 
 
 def test_deep_nesting_is_no_recursion_error() -> None:
