@@ -12,9 +12,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lab import __version__, backends, report, senders, shard
+from lab import __version__, backends, checklist, report, senders, shard
 from lab.attacks import Attack, load_all
 from lab.backends.base import Backend
+from lab.cli_checks import EXIT_USAGE, Parser, UsageError, jobs, outputs, positive_seconds, seconds
 from lab.narrate import narrate
 from lab.runner import (
     Progress,
@@ -36,14 +37,12 @@ from lab.scenario import (
     select,
 )
 from lab.scenario_info import infos
+from lab.sender_options import OptionError, typed_kwargs
 from lab.senders.base import Sender
 from lab.serve import serve_world
+from lab.yaml_input import one_line
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-
-class UsageError(Exception):
-    """Bad usage or input: printed as one line, exit 2."""
+EXIT_OK, EXIT_FAILED = 0, 1
 
 
 def _load_plugins() -> None:
@@ -59,16 +58,6 @@ def _scenarios(args: argparse.Namespace) -> list[Scenario]:
     if getattr(args, "scenario", None):
         return select(args.scenario, root)
     return load_catalogue(root)
-
-
-def _writable(path: str | None, flag: str) -> Path | None:
-    if path is None:
-        return None
-    out = Path(path)
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir() or not os.access(parent, os.W_OK):
-        raise UsageError(f"{flag} {path}: folder {parent} does not exist or is not writable")
-    return out
 
 
 def _progress(total: int, quiet: bool, narrative: bool = False) -> Progress:
@@ -92,9 +81,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     scenarios = _scenarios(args)
     sender_names = args.sender or ["reference", "opportunistic"]
     for name in sender_names:
-        if name not in Sender.registry:
+        if not senders.is_known(name):
             raise UsageError(f"--sender {name}: unknown sender "
-                             f"(known: {', '.join(Sender.registry.names())})")
+                             f"(known: {', '.join(senders.known_names())})")
     if args.backend not in Backend.registry:
         raise UsageError(f"--backend {args.backend}: unknown backend "
                          f"(known: {', '.join(Backend.registry.names())})")
@@ -108,9 +97,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.backend not in cls.backends:
             raise UsageError(f"--sender {name} does not run on --backend {args.backend} "
                              f"(it runs on: {', '.join(cls.backends)})")
-    json_out = _writable(args.json, "--json")
-    junit_out = _writable(args.junit, "--junit")
-    html_out = _writable(args.html, "--html")
+    outs = outputs(args)
+    json_out, junit_out, html_out = outs["json"], outs["junit"], outs["html"]
     sender_options = _sender_options(args.sender_opt, sender_names)
     spec = shard.parse(args.shard) if args.shard is not None else None
     work = shard.work(spec, scenarios, sender_names)
@@ -123,12 +111,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                              keep_run_dir=args.keep, sender_options=sender_options)
         records += asyncio.run(run_catalogue(work[group[0]], options, progress,
                                              jobs=args.jobs))
-    code = exit_code(records)
-    print(report.table(records))
-    print()
-    print(report.summary(records))
-    for line in report.problems(records):
-        print("  " + line)
+    code = args.result_code = exit_code(records)
     if json_out:
         extra: dict[str, Any] = {"shard": {"index": spec[0], "count": spec[1]}} if spec else {}
         report.write_json(json_out, report.as_json(records, backend=args.backend,
@@ -138,16 +121,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         report.write_junit(junit_out, records)
     if html_out:
         report.write_html(html_out, records, infos(scenarios))
+    print(report.table(records))
+    print()
+    print(report.summary(records))
+    for line in report.problems(records):
+        print("  " + line)
     return code
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
-    json_out = _writable(args.json, "--json")
-    junit_out = _writable(args.junit, "--junit")
-    html_out = _writable(args.html, "--html")
+    outs = outputs(args)
     merged = shard.merge([Path(p) for p in args.files])
-    return shard.report_merged(merged, json_out=json_out, junit_out=junit_out,
-                               html_out=html_out)
+    return shard.report_merged(merged, json_out=outs["json"], junit_out=outs["junit"],
+                               html_out=outs["html"])
 
 
 def _sender_options(pairs: Sequence[str], sender_names: Sequence[str]) -> dict[str, str]:
@@ -156,12 +142,21 @@ def _sender_options(pairs: Sequence[str], sender_names: Sequence[str]) -> dict[s
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise UsageError(f"--sender-opt {pair}: expected KEY=VALUE")
-        takers = [n for n in sender_names
-                  if sender_kwargs(Sender.registry.get(n), {key: value})]
+        try:
+            takers = [n for n in sender_names
+                      if sender_kwargs(Sender.registry.get(n), {key: value})]
+        except OptionError as exc:
+            raise UsageError(f"--sender-opt {exc}") from None
         if not takers:
             raise UsageError(f"--sender-opt {key}: none of the senders "
                              f"({', '.join(sender_names)}) takes this option")
         options[key] = value
+    for name in sender_names:
+        cls = Sender.registry.get(name)
+        try:
+            cls(**typed_kwargs(cls, options))
+        except (OptionError, TypeError, ValueError) as exc:
+            raise UsageError(f"--sender {name}: {exc}") from None
     return options
 
 
@@ -187,6 +182,9 @@ def cmd_list(args: argparse.Namespace) -> int:
             missing = backend_cls.check()
             state = "ready" if not missing else "missing: " + "; ".join(missing)
             print(f"{name:<10} {backend_cls.summary} [{state}]")
+    elif what == "checklist":
+        for item in checklist.CHECKLIST:
+            print(f"{item.id:<4} {item.level:<7} {item.section:<20} {item.text}")
     return EXIT_OK
 
 
@@ -289,7 +287,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="mtasts-lab",
         description="Play the on-path attacker against a sending MTA and judge whether it "
                     "honours MTA-STS (RFC 8461). Uses reserved .test names and lab-made "
@@ -308,9 +306,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="where the world runs (default: loopback)")
     run.add_argument("--json", metavar="FILE", help="write the results as JSON")
     run.add_argument("--junit", metavar="FILE", help="write the results as JUnit XML")
-    run.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
+    run.add_argument("-j", "--jobs", type=jobs, default=1, metavar="N",
                      help="run N labs in parallel (loopback only; default 1)")
-    run.add_argument("--grace", type=float, default=1.0, metavar="SECONDS",
+    run.add_argument("--grace", type=seconds, default=1.0, metavar="SECONDS",
                      help="grace window for fallback retries when the sender's own status "
                           "cannot be read (default 1.0)")
     run.add_argument("--keep", action="store_true",
@@ -344,7 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "baseline/enforce-valid-tls)")
     serve.add_argument("--backend", default="loopback", metavar="NAME")
     serve.add_argument("--phase", metavar="NAME", help="serve this phase (default: the first)")
-    serve.add_argument("--for", dest="seconds", type=float, metavar="SECONDS",
+    serve.add_argument("--for", dest="seconds", type=positive_seconds, metavar="SECONDS",
                        help="stop after this long (default: until Ctrl-C)")
     serve.set_defaults(func=cmd_serve)
 
@@ -356,8 +354,10 @@ def build_parser() -> argparse.ArgumentParser:
                                            "for each backend and sender")
     doctor.set_defaults(func=cmd_doctor)
 
-    lst = sub.add_parser("list", help="list scenarios, attacks, senders or backends")
-    lst.add_argument("what", choices=["scenarios", "attacks", "senders", "backends"])
+    lst = sub.add_parser("list", help="list scenarios, attacks, senders, backends or the "
+                                      "checklist (id, level, section)")
+    lst.add_argument("what", choices=["scenarios", "attacks", "senders", "backends",
+                                      "checklist"])
     lst.set_defaults(func=cmd_list)
 
     exp = sub.add_parser("explain", help="what a scenario's attack does, what the RFC "
@@ -375,15 +375,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     quiet_tls_eof_warnings()
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "jobs", 1) < 1:
-        parser.error("--jobs must be at least 1")
     try:
         _load_plugins()
         code: int = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
         return code
     except (ScenarioError, UsageError, shard.ShardError) as exc:
-        print(f"mtasts-lab: error: {exc}", file=sys.stderr)
+        print(f"mtasts-lab: error: {one_line(str(exc), 1000)}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        # the reader went away (| head): say nothing more, and keep the run's own code
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return int(getattr(args, "result_code", EXIT_OK))
     except KeyboardInterrupt:
         print("mtasts-lab: interrupted; everything the run started was stopped",
               file=sys.stderr)

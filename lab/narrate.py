@@ -71,14 +71,33 @@ def _transcript_line(line: Mapping[str, Any]) -> Iterator[str]:
         yield f"SMTP    {arrow}{tls}  {text}{note}"
 
 
+def _once(lines: list[str]) -> list[str]:
+    """Drop a SENDER line that an earlier one already said (an adapter's log line and its
+    status event carry the same words)."""
+    out: list[str] = []
+    said: list[str] = []
+    for line in lines:
+        if line.startswith("SENDER  "):
+            text = line[len("SENDER  "):]
+            if any(text in earlier for earlier in said):
+                continue
+            said.append(text)
+        out.append(line)
+    return out
+
+
 def narrate(record: Record) -> str:
     lines = [f"--- {record.sender}: {record.scenario} [{record.phase}] ---"]
-    for _, told in _timeline(record.evidence):
-        lines += ["  " + line for line in told]
+    told = [line for _, step_lines in _timeline(record.evidence) for line in step_lines]
+    lines += ["  " + line for line in _once(told)]
     for attack, evidence in record.fired.items():
         proof = "; ".join(evidence[:3]) + (" ..." if len(evidence) > 3 else "")
         lines.append(f"  FIRED   {attack}: {proof}" if evidence
                      else f"  FIRED   {attack}: never (the sender was not tested by it)")
-    lines.append(f"  VERDICT {record.verdict}: expected {' or '.join(record.expected)}, "
-                 f"observed {record.observed}. {record.why}")
+    verdict = (f"  VERDICT {record.verdict}: expected {' or '.join(record.expected)}, "
+               f"observed {record.observed}.")
+    why = (record.why or "").strip()
+    if why and why.rstrip(".") not in verdict:
+        verdict += f" {why}"
+    lines.append(verdict)
     return "\n".join(lines)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import inspect
 import json
 import logging
 import os
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -25,6 +25,7 @@ from lab.events import RUNNER, EventLog
 from lab.oracle import ERROR, SKIPPED, Observation, Verdict, decide, observe
 from lab.pki import LabPKI
 from lab.scenario import Phase, Scenario
+from lab.sender_options import typed_kwargs
 from lab.senders.base import OutgoingMessage, Sender
 from lab.world import Topology, World
 from lab.world_setup import publish, service_config
@@ -122,10 +123,9 @@ def cleanup_run_dirs() -> list[str]:
     return removed
 
 
-def sender_kwargs(cls: type[Sender], options: dict[str, str]) -> dict[str, str]:
-    """The options this sender's constructor accepts."""
-    accepted = inspect.signature(cls.__init__).parameters
-    return {k: v for k, v in options.items() if k in accepted and k != "self"}
+def sender_kwargs(cls: type[Sender], options: dict[str, str]) -> dict[str, Any]:
+    """The options this sender's constructor accepts, typed (lab.sender_options)."""
+    return typed_kwargs(cls, options)
 
 
 def attacks_missing(attacks: Sequence[Attack], backend: Backend) -> list[str]:
@@ -157,6 +157,9 @@ class Runner:
         backend = Backend.registry.get(self.options.backend)()
         made_dir = self.options.run_dir is None
         run_dir = self.options.run_dir or make_run_dir()
+        if made_dir and self.options.keep_run_dir:
+            print(f"mtasts-lab: the run directory is kept: {run_dir}", file=sys.stderr,
+                  flush=True)
         t0 = time.monotonic()
         try:
             pki = LabPKI(run_dir / "pki")

@@ -16,8 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
+from lab import yaml_input
 from lab.attacks import Attack, load_all
 from lab.checklist import IDS as CHECKLIST_IDS
 from lab.outcomes import LEVELS, OUTCOMES, STATUSES, Level, Status
@@ -49,24 +48,6 @@ class ScenarioError(Exception):
         super().__init__(where + message)
 
 
-# ---------------------------------------------------------------- YAML with duplicate keys refused
-
-class _StrictLoader(yaml.SafeLoader):
-    pass
-
-
-def _no_duplicates(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark)
-        seen.add(key)
-    return loader.construct_mapping(node, deep)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
 
 
 # ---------------------------------------------------------------- field checking helpers
@@ -458,7 +439,12 @@ def parse(data: Any, path: str, scenario_id: str) -> Scenario:
     known = top.data.get("known_failures") or {}
     kf = _Fields(path, "known_failures", known, known.keys() if isinstance(known, Mapping)
                  else ())
+    from lab import senders  # here: sender modules may one day import the scenario model
+
     for sender, reason in kf.data.items():
+        if not senders.is_known(str(sender)):
+            raise kf.error(str(sender), "unknown sender "
+                           f"(known: {', '.join(senders.known_names())})")
         if not isinstance(reason, str) or not reason.strip():
             raise kf.error(str(sender), "must give the reason as a non-empty string")
 
@@ -487,13 +473,9 @@ def parse(data: Any, path: str, scenario_id: str) -> Scenario:
 
 def load_text(text: str, path: str, scenario_id: str) -> Scenario:
     try:
-        data = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = f"line {mark.line + 1}" if mark else ""
-        raise ScenarioError(path, line, f"not valid YAML: {exc.problem or exc}") from None
-    except yaml.YAMLError as exc:
-        raise ScenarioError(path, "", f"not valid YAML: {exc}") from None
+        data = yaml_input.load_text(text, path)
+    except yaml_input.InputError as exc:
+        raise ScenarioError(path, exc.field, exc.message) from None
     return parse(data, path, scenario_id)
 
 
@@ -502,10 +484,10 @@ def load_file(path: Path, root: Path | None = None) -> Scenario:
     if root is not None:
         scenario_id = path.relative_to(root).with_suffix("").as_posix()
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError(str(path), "", f"cannot read: {exc}") from None
-    return load_text(text, str(path), scenario_id)
+        data = yaml_input.read(path)
+    except yaml_input.InputError as exc:
+        raise ScenarioError(str(path), exc.field, exc.message) from None
+    return parse(data, str(path), scenario_id)
 
 
 def catalogue_root() -> Path:
@@ -521,13 +503,14 @@ def load_catalogue(root: Path | None = None) -> list[Scenario]:
 def select(names: Iterable[str], root: Path | None = None) -> list[Scenario]:
     """Scenarios by id, id prefix (a theme folder), or file path."""
     root = root or catalogue_root()
-    catalogue = load_catalogue(root)
+    catalogue: list[Scenario] | None = None
     chosen: list[Scenario] = []
     for name in names:
         as_path = Path(name)
         if as_path.suffix in (".yaml", ".yml") and as_path.exists():
             chosen.append(load_file(as_path))
             continue
+        catalogue = load_catalogue(root) if catalogue is None else catalogue
         key = name.rstrip("/")
         hits = [s for s in catalogue if s.id == key or s.id.startswith(key + "/")]
         if not hits:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -11,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from lab.cli import main
+from lab.narrate import narrate
+from lab.runner import Record
 
 REQUIRED = {"scenario", "phase", "sender", "backend", "expected", "observed", "verdict",
             "level", "attack_fired", "duration_s", "reason", "refs"}
@@ -103,3 +106,134 @@ def test_run_writes_the_results_contract(tmp_path: Path) -> None:
     assert sum(int(s.get("skipped", "0")) for s in suites) == 1
     page = out[2].read_text()
     assert "strip-starttls" in page and "removed STARTTLS" in page
+
+
+# ---------------------------------------------------------------- issue 13's small breakages
+
+@pytest.mark.parametrize("what", ["scenarios", "checklist"])  # more and less than a buffer
+def test_list_into_a_closed_pipe_is_quiet(what: str) -> None:
+    """`mtasts-lab list scenarios | head -1`: the reader has gone before the first line."""
+    proc = subprocess.Popen([sys.executable, "-m", "lab.cli", "list", what],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # before the child has printed anything: its first write hits EPIPE
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert proc.wait(timeout=120) == 0, err
+    assert "Traceback" not in err and "Exception ignored" not in err and err == ""
+
+
+def test_list_piped_to_head_in_a_shell() -> None:
+    out = subprocess.run(["bash", "-o", "pipefail", "-c",
+                          f"'{sys.executable}' -m lab.cli list scenarios | head -1"],
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr
+    assert len(out.stdout.splitlines()) == 1 and out.stderr == ""
+
+
+def test_list_checklist_prints_every_id_with_level_and_section() -> None:
+    from lab.checklist import CHECKLIST
+
+    out = cli("list", "checklist")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert len(lines) == len(CHECKLIST)
+    for item, line in zip(CHECKLIST, lines, strict=True):
+        words = line.split()
+        assert words[0] == item.id and words[1] == item.level
+        assert item.section in line and item.text in line
+
+
+def test_install_hint_fits_a_checkout_and_an_install(tmp_path: Path) -> None:
+    from lab.attacks.policy_mitm import PolicyMitm
+    from lab.extras import install_hint
+
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "mtasts-lab"\n')
+    assert install_hint("mitm", tmp_path, cwd=tmp_path) == "pip install -e '.[mitm]'"
+    assert install_hint("mitm", tmp_path, cwd=tmp_path.parent) == \
+        f"pip install -e '{tmp_path}[mitm]'"
+    installed = tmp_path / "site-packages"
+    installed.mkdir()
+    assert install_hint("mitm", installed) == "pip install 'mtasts-lab[mitm]'"
+    # this test runs from the checkout, so the attack's own hint is the checkout's
+    hint = dict(PolicyMitm.requires)["mitmproxy"]
+    assert hint.startswith("pip install -e '") and hint.endswith("[mitm]'")
+
+
+def _record(evidence: list[dict[str, object]], why: str) -> Record:
+    return Record(scenario="s/x", phase="phase1", sender="reference", backend="loopback",
+                  expected=["not-delivered"], observed="not-delivered", verdict="pass",
+                  level="must", attack_fired=None, duration_s=0.1, reason="", refs=[],
+                  why=why, evidence=evidence)
+
+
+def test_show_tells_each_sender_line_once() -> None:
+    said = "deferred: 4.7.5 mx1.victim.test does not offer STARTTLS"
+    text = narrate(_record([
+        {"t": 1.0, "source": "sender", "kind": "log", "line": f"<m1@sender.test>: {said}"},
+        {"t": 1.1, "source": "sender", "kind": "status", "status": "deferred",
+         "reason": "4.7.5 mx1.victim.test does not offer STARTTLS"},
+        {"t": 1.2, "source": "sender", "kind": "log", "line": "something else"},
+    ], why="observed not-delivered"))
+    assert text.count(said) == 1, text
+    assert "something else" in text
+    assert text.count("observed not-delivered") == 1, text
+    verdict = narrate(_record([], why="the attack never fired")).splitlines()[-1]
+    assert verdict.endswith("observed not-delivered. the attack never fired")
+
+
+@pytest.mark.integration
+def test_keep_says_where_and_show_repeats_nothing() -> None:
+    out = cli("run", "baseline/enforce-valid-tls", "--sender", "reference", "--keep", "--show",
+              "-q")
+    kept = [line for line in out.stderr.splitlines() if "run directory is kept" in line]
+    try:
+        assert out.returncode == 0, out.stderr
+        assert len(kept) == 1, out.stderr
+        run_dir = Path(kept[0].rsplit(": ", 1)[1])
+        assert (run_dir / "pki").is_dir()
+        shown = [line.strip() for line in out.stdout.splitlines()
+                 if line.startswith("  SENDER")]
+        assert shown and len(shown) == len(set(shown)), shown
+        verdict = next(line for line in out.stdout.splitlines() if "VERDICT" in line)
+        assert verdict.count("observed delivered-tls") == 1, verdict
+    finally:
+        for line in kept:
+            shutil.rmtree(line.rsplit(": ", 1)[1], ignore_errors=True)
+
+
+def test_typed_sender_options() -> None:
+    from lab.sender_options import OptionError, typed_kwargs
+    from lab.senders.generic import CommandSender, SmtpSubmitSender
+    from lab.senders.postfix import PostfixSender
+
+    assert typed_kwargs(SmtpSubmitSender, {"port": "2525", "host": "127.0.0.1"}) == {
+        "port": 2525, "host": "127.0.0.1"}
+    assert typed_kwargs(CommandSender, {"timeout": "2.5", "cmd": "true"}) == {
+        "timeout": 2.5, "cmd": "true"}
+    assert typed_kwargs(PostfixSender, {"keep_deferred": "false"}) == {"keep_deferred": False}
+    for sender, option in ((SmtpSubmitSender, {"port": "25x"}),
+                           (CommandSender, {"timeout": "inf"}),
+                           (PostfixSender, {"keep_deferred": "maybe"})):
+        with pytest.raises(OptionError):
+            typed_kwargs(sender, option)
+
+
+def test_known_failures_must_name_a_known_sender(tmp_path: Path) -> None:
+    from lab import senders
+    from lab.scenario import ScenarioError, load_file
+
+    assert senders.is_known("reference") and not senders.is_known("refrence")
+    path = write(tmp_path, "kf.yaml", """
+summary: s
+refs: [x]
+teach: t
+phases: [{attacks: [strip-starttls], expect: {outcome: not-delivered}}]
+known_failures: {postfx: a typo}
+""")
+    with pytest.raises(ScenarioError) as info:
+        load_file(path)
+    assert info.value.field == "known_failures.postfx"
+    assert "unknown sender (known: " in str(info.value)
+    for name in senders.known_names():
+        assert name in str(info.value)

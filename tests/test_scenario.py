@@ -90,7 +90,7 @@ def test_duplicate_keys_are_refused() -> None:
 def test_unreadable_file(tmp_path: Path) -> None:
     bad = tmp_path / "bin.yaml"
     bad.write_bytes(b"\xff\xfe\x00")
-    with pytest.raises(ScenarioError, match="cannot read"):
+    with pytest.raises(ScenarioError, match="line 1: not UTF-8"):
         load_file(bad)
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 from lab.attacks.base import PolicyAttack
+from lab.extras import install_hint
 from lab.policy_host.response import Interception, PolicyResponse
 
 
@@ -27,7 +28,7 @@ class PolicyMitm(PolicyAttack):
                               "attacker's own CA) and rewrite the policy.")
     enforce_breaking: ClassVar[bool] = False
     requires: ClassVar[tuple[tuple[str, str], ...]] = (
-        ("mitmproxy", "pip install mtasts-lab[mitm]"),)
+        ("mitmproxy", install_hint("mitm")),)
 
     mode: Literal["none", "testing"] = "none"
     """The mode of the policy the attacker serves instead."""

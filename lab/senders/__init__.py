@@ -7,7 +7,7 @@ import pkgutil
 
 from lab.senders.base import OutgoingMessage, Sender, SenderEnv
 
-__all__ = ["OutgoingMessage", "Sender", "SenderEnv", "load_all"]
+__all__ = ["OutgoingMessage", "Sender", "SenderEnv", "is_known", "known_names", "load_all"]
 
 _HELPERS = {"base", "certnames", "compose_mta", "compose_postfix", "dane", "dnsclient",
             "mtasts", "own", "policy_fetch", "postfix_log", "profiles", "smtp_client"}
@@ -17,3 +17,16 @@ def load_all() -> None:
     for info in pkgutil.iter_modules(__path__):
         if info.name not in _HELPERS and not info.name.startswith("_"):
             importlib.import_module(f"{__name__}.{info.name}")
+
+
+def is_known(name: str) -> bool:
+    """Whether ``name`` names a sender: the one lookup behind ``--sender`` and the scenario
+    files' ``known_failures`` (sender profiles resolve here too)."""
+    load_all()
+    return name in Sender.registry
+
+
+def known_names() -> list[str]:
+    """The sender names an error lists as known."""
+    load_all()
+    return Sender.registry.names()

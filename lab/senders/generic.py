@@ -171,16 +171,32 @@ class CommandSender(Sender):
 
     def __init__(self, cmd: str | None = None, timeout: float | str | None = None) -> None:
         self.cmd = _opt(cmd, "MTASTS_LAB_COMMAND")
+        if not self.cmd:
+            raise ValueError("the command sender needs a command: --sender-opt cmd='...' or "
+                             "MTASTS_LAB_COMMAND")
+        probe, probe_file = OutgoingMessage.probe("user@victim.test"), Path("message.eml")
+        try:  # refused now, not with a KeyError on every phase
+            self.argv(probe, probe_file)
+        except KeyError as exc:
+            known = ", ".join(self.placeholders(probe, probe_file))
+            raise ValueError(f"cmd: unknown placeholder {{{exc.args[0]}}} (known: {known})") \
+                from None
+        except (IndexError, AttributeError, ValueError) as exc:
+            raise ValueError(f"cmd: {exc}") from None
         self.timeout = float(_opt(timeout, "MTASTS_LAB_COMMAND_TIMEOUT", "120") or 120)
         self.env: SenderEnv | None = None
         self._bg = _Background()
         self._procs: set[asyncio.subprocess.Process] = set()
 
+    def placeholders(self, message: OutgoingMessage, message_file: Path) -> dict[str, str]:
+        """What ``{name}`` in the command line stands for."""
+        return {"rcpt": message.rcpt_to, "from": message.mail_from,
+                "message_file": str(message_file), "message_id": message.message_id}
+
     def argv(self, message: OutgoingMessage, message_file: Path) -> list[str]:
         if not self.cmd:
             raise ValueError("the command sender needs a command: MTASTS_LAB_COMMAND or cmd=")
-        values = {"rcpt": message.rcpt_to, "from": message.mail_from,
-                  "message_file": str(message_file), "message_id": message.message_id}
+        values = self.placeholders(message, message_file)
         return [word.format_map(values) for word in shlex.split(self.cmd)]
 
     async def start(self, env: SenderEnv) -> None:

@@ -14,6 +14,7 @@ from lab.attacks.policy_redirect import PolicyRedirect
 from lab.attacks.policy_status import PolicyStatus
 from lab.attacks.policy_trickle import PolicyTrickle
 from lab.attacks.policy_unreachable import PolicyUnreachable
+from lab.extras import install_hint
 from lab.pki import CertKind
 from lab.policy_host.response import PolicyResponse
 from lab.scenario import ScenarioError, load_text
@@ -146,7 +147,7 @@ def test_mitm_plans_a_rewrite_to_a_valid_weaker_policy() -> None:
     assert (forged.mode, forged.max_age, forged.mx) == ("testing", 60, ("*.victim.test",))
     assert out.body == POLICY  # the genuine host still serves the genuine policy
     assert parse_policy(PolicyMitm().policy_text("victim.test").decode()).mode == "none"
-    assert PolicyMitm.requires == (("mitmproxy", "pip install mtasts-lab[mitm]"),)
+    assert PolicyMitm.requires == (("mitmproxy", install_hint("mitm")),)
 
 
 def test_mitm_reports_the_missing_extra_only_when_missing() -> None:
