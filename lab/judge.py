@@ -103,7 +103,9 @@ def _unconsulted(phase: Phase, obs: Observation, silent: list[str],
             policy_contacts(obs.events, d, ("fetch",)) for d in domains):
         unread.append("the policy under test (the sender fetched it in no phase)")
     fetch_sni = phase.expect.fetch_sni
-    if fetch_sni and not any(policy_contacts(obs.events, d, ("handshake",)) for d in domains):
+    if fetch_sni and not any(policy_contacts(obs.events, d, ("handshake",)) for d in domains) \
+            and not any(e.source == POLICY and e.kind == "handshake" and not e.get("sni")
+                        for e in obs.events):
         unread.append("the policy fetch whose SNI is checked (no fetch in this phase)")
     return unread, left
 
@@ -169,8 +171,11 @@ def _misses(phase: Phase, obs: Observation) -> tuple[list[tuple[str, str]], list
         misses.append((expect.level, f"expected SNI {expect.sni}, saw "
                                      f"{', '.join(obs.sni) or 'none'}"))
     if expect.fetch_sni:
-        seen = sorted({str(e.get("sni")) for d in _domains(phase)
-                       for e in policy_contacts(obs.events, d, ("handshake",))})
+        # a ClientHello without SNI reaches the policy host's fallback name, not the domain's
+        nameless = [e for e in obs.events
+                    if e.source == POLICY and e.kind == "handshake" and not e.get("sni")]
+        seen = sorted({str(e.get("sni") or "no SNI") for d in _domains(phase)
+                       for e in [*policy_contacts(obs.events, d, ("handshake",)), *nameless]})
         if seen and normalize(expect.fetch_sni) not in {normalize(s) for s in seen}:
             misses.append((Level.MUST, f"expected SNI {expect.fetch_sni} on the policy fetch, "
                                        f"saw {', '.join(seen)}"))

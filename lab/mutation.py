@@ -15,7 +15,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from lab.checklist import CHECKLIST
+from lab.checklist import CHECKLIST, NOT_YET_COVERED
 from lab.oracle import ERROR, FAIL, INCONCLUSIVE, KNOWN_FAILURE, UNEXPECTED_PASS
 from lab.runner import Record, RunOptions, run_catalogue
 from lab.scenario import Scenario
@@ -82,8 +82,10 @@ def must_ids() -> list[str]:
 
 
 def unmutated_ids() -> list[str]:
+    """MUST ids with no mutant; ids the catalogue does not cover yet (with the reason in
+    ``lab.checklist.NOT_YET_COVERED_WHY``) are left to the work that covers them."""
     broken = {m.rule for m in MUTANTS}
-    return [i for i in must_ids() if i not in broken]
+    return [i for i in must_ids() if i not in broken and i not in NOT_YET_COVERED]
 
 
 def covering(spec: ProfileSpec, scenarios: Sequence[Scenario]) -> list[Scenario]:
