@@ -27,6 +27,7 @@ from lab.pki import LabPKI
 from lab.policy_host.response import PolicyResponse
 from lab.scenario import Phase, Scenario
 from lab.senders.base import OutgoingMessage, Sender
+from lab.waits import services_ready
 from lab.world import Topology, World, build_zone
 
 
@@ -241,6 +242,7 @@ class Runner:
         obs: Observation | None = None
         try:
             configure_world(backend, topology, phase.world, phase.attacks)
+            await services_ready(backend.services, self.events)
             self.events.emit(RUNNER, "inject", {"scenario": scenario.id, "phase": phase.name,
                                                 "message_id": message.message_id})
             await sender.inject(message)

@@ -164,6 +164,16 @@ class PolicyHost:
                 return  # no running loop: started on the first intercepted connection
             self._mitm_start = loop.create_task(self._start_mitm())
 
+    async def ready(self) -> bool:
+        """Wait until the attacker's mitmproxy listens, when an interception is configured
+        (the sender must meet the attacker, not a host still starting); True if it waited."""
+        start = self._mitm_start
+        if start is None or not _interceptions(self._sites):
+            return False
+        waited = not start.done()
+        await asyncio.shield(start)
+        return waited
+
     async def start(self, sock: socket.socket) -> None:
         self._server = await asyncio.start_server(self._serve, sock=sock, limit=MAX_HEAD)
 
