@@ -106,7 +106,7 @@ def test_services_ready_waits_for_the_signal_and_says_how_long() -> None:
 def test_services_ready_deadline_is_an_error_that_names_it() -> None:
     async def main() -> None:
         log = EventLog()
-        with pytest.raises(NotReady, match="mitmproxy did not listen within 0.01 s"):
+        with pytest.raises(NotReady, match=r"mitmproxy did not listen within 0\.01 s"):
             await services_ready(_Services(), log, deadline_s=0.01)
         assert timeouts(log)[0]["waited_for"] == "the attacker's mitmproxy to listen"
 
