@@ -9,7 +9,7 @@ retries; no fixed sleeps; known failures are strict.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from lab.attacks.base import Attack, DnsAttack, PolicyAttack, SmtpAttack
@@ -66,8 +66,10 @@ def _status(events: Iterable[Event], message_id: str) -> Event | None:
 
 
 async def observe(log: EventLog, mark: int, phase: Phase, message_id: str, *,
-                  own_status: bool, timeout_s: float, grace_s: float) -> Observation:
-    """Wait until the outcome of one message is decided, then gather the evidence."""
+                  own_status: bool, timeout_s: float, grace_s: float,
+                  sync: Callable[[], Awaitable[None]] | None = None) -> Observation:
+    """Wait until the outcome of one message is decided, then gather the evidence
+    (``sync``: let events that travel by another channel catch up first)."""
     deadline = time.monotonic() + timeout_s
 
     def decided(events: list[Event]) -> bool:
@@ -79,6 +81,8 @@ async def observe(log: EventLog, mark: int, phase: Phase, message_id: str, *,
         in_time = await wait_reported(log, decided, mark, deadline, "the sender's status")
     else:  # no receipt by the deadline is how a refusal looks from the lab's side
         in_time = await log.wait_for(decided, mark, deadline)
+    if sync is not None:
+        await sync()
     events = log.since(mark)
     status = _status(events, message_id)
     if own_status and status is not None and status.get("status") == "sent":

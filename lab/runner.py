@@ -27,7 +27,7 @@ from lab.pki import LabPKI
 from lab.policy_host.response import PolicyResponse
 from lab.scenario import Phase, Scenario
 from lab.senders.base import OutgoingMessage, Sender
-from lab.waits import services_ready
+from lab.waits import services_ready, services_synced
 from lab.world import Topology, World, build_zone
 
 
@@ -248,7 +248,8 @@ class Runner:
             await sender.inject(message)
             obs = await observe(self.events, mark, phase, message.message_id,
                                 own_status=type(sender).own_status,
-                                timeout_s=scenario.timeout_s, grace_s=self.options.grace_s)
+                                timeout_s=scenario.timeout_s, grace_s=self.options.grace_s,
+                                sync=lambda: services_synced(backend.services, self.events))
             verdict = decide(phase, obs, known_failure=known, baseline_ok=baseline_ok)
         except Exception as exc:  # an error is a verdict of its own, with its reason
             verdict = Verdict(ERROR, f"{type(exc).__name__}: {exc}")

@@ -20,6 +20,8 @@ RECEIPT_S = 30.0
 """From a sender's ``sent`` to the sink's receipt (events of containers arrive by polling)."""
 SESSION_CLOSE_S = 15.0
 """From the decision to the close of the phase's own SMTP sessions (their transcripts)."""
+SYNC_S = 60.0
+"""For services that report by another channel than the sender (containers) to catch up."""
 
 
 class NotReady(Exception):
@@ -45,6 +47,23 @@ async def services_ready(services: Any, events: EventLog, deadline_s: float = RE
     if waited:
         events.emit(RUNNER, "ready", {"waited_for": "the attacker's mitmproxy to listen",
                                       "after_s": round(time.monotonic() - started, 3)})
+
+
+async def services_synced(services: Any, events: EventLog,
+                          deadline_s: float = SYNC_S) -> None:
+    """After the sender's decision, let services whose events travel by another channel (a
+    long poll from containers) catch up, so the proxy's evidence is judged, not outrun by the
+    sender's status. Services that emit in-process have no ``sync``: nothing to wait for."""
+    sync: Callable[[], Any] | None = getattr(services, "sync", None)
+    if sync is None:
+        return
+    started = time.monotonic()
+    try:
+        async with asyncio.timeout(deadline_s):
+            await sync()
+    except TimeoutError:
+        events.emit(RUNNER, "wait-timeout", {"waited_for": "the services' events to catch up",
+                                             "after_s": round(time.monotonic() - started, 3)})
 
 
 async def wait_reported(log: EventLog, predicate: Callable[[list[Event]], Any], mark: int,

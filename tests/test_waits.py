@@ -15,6 +15,7 @@ from lab.waits import (
     open_sessions,
     receipt_after_sent,
     services_ready,
+    services_synced,
     sessions_closed,
     wait_reported,
 )
@@ -123,3 +124,28 @@ def test_lab_side_account_says_what_the_sender_did() -> None:
     assert lab_side_account(log.since(0), 20) == (
         "1 connection(s) to mx1.victim.test; the last closed: client closed; "
         "no delivery within 20 s")
+
+
+class _Remote:
+    """Services whose events arrive by another channel: ``sync`` ends when they caught up."""
+
+    def __init__(self, log: EventLog, hang: bool = False) -> None:
+        self.log, self.hang = log, hang
+
+    async def sync(self) -> None:
+        if self.hang:
+            await asyncio.Event().wait()
+        self.log.emit(PROXY, "attack-fired", {"attack": "strip-starttls"})
+
+
+def test_services_synced_lets_late_evidence_in_and_reports_a_hang() -> None:
+    async def main() -> None:
+        log = EventLog()
+        await services_synced(object(), log)  # in-process services: nothing to wait for
+        assert log.since(0) == []
+        await services_synced(_Remote(log), log, deadline_s=60)
+        assert [e.kind for e in log.since(0)] == ["attack-fired"]
+        await services_synced(_Remote(log, hang=True), log, deadline_s=0.01)
+        assert timeouts(log)[0]["waited_for"] == "the services' events to catch up"
+
+    asyncio.run(main())
