@@ -3,13 +3,15 @@ observed outcome changed between runs, with the evidence of the odd run.
 
     python bench/soak.py [SCENARIO|THEME ...] [--rounds N] [--sender NAME]... [--backend B]
                          [-j N] [--hogs K] [--hog-limit SECONDS] [--out DIR] [--keep]
+    python bench/soak.py --analyse DIR      # compare the rounds an earlier soak left in DIR
 
 Each round is a separate ``mtasts-lab run`` (a fresh process, as CI runs it) writing its
 JSON to ``--out`` (a temporary directory by default, kept when something flipped). ``--hogs
 K`` starts K busy-loop processes for the whole soak: each one ends by itself after
 ``--hog-limit`` seconds, dies with the soak (parent-death signal) and is killed by its PID
-when the soak ends, also on Ctrl-C or an error. Prints figures; exit status 1 when any phase
-flipped or a round could not run, 0 otherwise.
+when the soak ends, also on Ctrl-C, SIGTERM or an error (an interrupted soak still compares
+the rounds it finished). Prints figures; exit status 1 when any phase flipped or a round
+could not run, 130 when interrupted, 0 otherwise.
 """
 
 from __future__ import annotations
@@ -95,7 +97,19 @@ def run_round(args: argparse.Namespace, index: int, out: Path) -> tuple[Path, in
         argv += ["--grace", str(args.grace)]
     started = time.monotonic()
     with log.open("wb") as sink:
-        code = subprocess.call(argv, stdout=sink, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=sink,
+                                stderr=subprocess.STDOUT)
+        try:
+            code = proc.wait()
+        except BaseException:
+            # let the run take its lab down (namespaces, run directory), then insist
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            raise
     return path, code, time.monotonic() - started
 
 
@@ -166,6 +180,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="each hog ends by itself after this many seconds")
     parser.add_argument("--out", type=Path, help="where each round's JSON and log go")
     parser.add_argument("--keep", action="store_true", help="keep --out even without flips")
+    parser.add_argument("--analyse", type=Path, metavar="DIR",
+                        help="run nothing: compare the round-*.json an earlier soak left in DIR")
     args = parser.parse_args(argv)
     for flag, value, low in (("--rounds", args.rounds, 1), ("-j", args.jobs, 1),
                              ("--hogs", args.hogs, 0)):
@@ -177,54 +193,71 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # SIGTERM unwinds like Ctrl-C: hogs killed, rounds so far told
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    # SIGTERM unwinds like Ctrl-C, so the hogs are killed by PID on the way out
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGTERM, _interrupt)
+    if args.analyse is not None:  # the rounds of an earlier (maybe interrupted) soak
+        paths = sorted(args.analyse.glob("round-*.json"))
+        print(f"soak: analysing {len(paths)} round(s) in {args.analyse}")
+        return report([load_round(p, int(p.stem.split("-")[1])) for p in paths], [], [],
+                      args, 0.0, args.analyse, interrupted=False)
     out = args.out or Path(tempfile.mkdtemp(prefix="mtasts-lab-soak-"))
     out.mkdir(parents=True, exist_ok=True)
     rounds: list[dict[Key, Seen]] = []
     failed: list[str] = []
     walls: list[float] = []
     started = time.monotonic()
-    with cpu_hogs(args.hogs, args.hog_limit) as pids:
-        if pids:
-            print(f"soak: {len(pids)} CPU hog(s), PIDs {pids}, each ends by itself after "
-                  f"{args.hog_limit:g} s", flush=True)
-        for index in range(1, args.rounds + 1):
-            path, code, wall = run_round(args, index, out)
-            walls.append(wall)
-            try:
-                seen = load_round(path, index)
-            except (OSError, ValueError, KeyError) as exc:
-                failed.append(f"round {index}: exit {code}, no results ({exc}); "
-                              f"see {path.with_suffix('.log')}")
-                print(failed[-1], flush=True)
-                continue
-            rounds.append(seen)
-            verdicts = Counter(s.verdict for s in seen.values())
-            print(f"round {index}/{args.rounds}: exit {code}, {len(seen)} phases, "
-                  f"{dict(sorted(verdicts.items()))}, {wall:.1f} s", flush=True)
-    wall_total = time.monotonic() - started
+    interrupted = False
+    try:
+        with cpu_hogs(args.hogs, args.hog_limit) as pids:
+            if pids:
+                print(f"soak: {len(pids)} CPU hog(s), PIDs {pids}, each ends by itself "
+                      f"after {args.hog_limit:g} s", flush=True)
+            for index in range(1, args.rounds + 1):
+                path, code, wall = run_round(args, index, out)
+                walls.append(wall)
+                try:
+                    seen = load_round(path, index)
+                except (OSError, ValueError, KeyError) as exc:
+                    failed.append(f"round {index}: exit {code}, no results ({exc}); "
+                                  f"see {path.with_suffix('.log')}")
+                    print(failed[-1], flush=True)
+                    continue
+                rounds.append(seen)
+                verdicts = Counter(s.verdict for s in seen.values())
+                print(f"round {index}/{args.rounds}: exit {code}, {len(seen)} phases, "
+                      f"{dict(sorted(verdicts.items()))}, {wall:.1f} s", flush=True)
+    except KeyboardInterrupt:
+        interrupted = True
+        print(f"soak: interrupted after {len(rounds)} complete round(s)", flush=True)
+    return report(rounds, failed, walls, args, time.monotonic() - started, out, interrupted)
+
+
+def report(rounds: list[dict[Key, Seen]], failed: list[str], walls: list[float],
+           args: argparse.Namespace, wall_total: float, out: Path, interrupted: bool) -> int:
+    """Print the flips and the summary line; the exit status."""
     flipped = flips(rounds)
     for key, values in flipped.items():
         print()
         print("\n".join(describe(key, values, len(rounds))))
     phases = len({key for seen in rounds for key in seen})
+    median = f"{sorted(walls)[len(walls) // 2]:.0f} s" if walls else "-"
     print()
     print(f"soak: {len(rounds)} runs of {phases} phases ({', '.join(args.sender)} on "
           f"{args.backend}, -j {args.jobs}, {args.hogs} hog(s)); {len(flipped)} flip(s); "
           f"{len(failed)} round(s) without results; wall time {wall_total:.0f} s "
-          f"(per round median {sorted(walls)[len(walls) // 2]:.0f} s)")
+          f"(per round median {median})")
     bad = bool(flipped or failed)
-    if bad or args.keep or args.out:
+    if bad or args.keep or args.out or args.analyse or interrupted:
         print(f"soak: rounds' JSON and logs in {out}")
     else:
         shutil.rmtree(out, ignore_errors=True)
-    return 1 if bad else 0
+    return 1 if bad else 130 if interrupted else 0
 
 
 if __name__ == "__main__":
-    with contextlib.suppress(KeyboardInterrupt):
-        sys.exit(main())
-    sys.exit(130)
+    sys.exit(main())
