@@ -10,8 +10,9 @@ JSON to ``--out`` (a temporary directory by default, kept when something flipped
 K`` starts K busy-loop processes for the whole soak: each one ends by itself after
 ``--hog-limit`` seconds, dies with the soak (parent-death signal) and is killed by its PID
 when the soak ends, also on Ctrl-C, SIGTERM or an error (an interrupted soak still compares
-the rounds it finished). Prints figures; exit status 1 when any phase flipped or a round
-could not run, 130 when interrupted, 0 otherwise.
+the rounds it finished). The hogs share the rounds' session on purpose: with Linux autogroup,
+busy loops in another session barely load the lab. Prints figures; exit status 1 when any
+phase flipped or a round could not run, 130 when interrupted, 0 otherwise.
 """
 
 from __future__ import annotations
