@@ -8,7 +8,7 @@ the lab's side with a grace window for fallback retries; no fixed sleeps. The ve
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from lab.attacks.base import Attack, DnsAttack, PolicyAttack, SmtpAttack
@@ -16,6 +16,7 @@ from lab.events import DNS, POLICY, PROXY, SENDER, SINK, Event, EventLog
 from lab.judge import Verdict, decide
 from lab.outcomes import VERDICTS, Outcome, VerdictName
 from lab.scenario import Phase
+from lab.waits import lab_side_account, receipt_after_sent, sessions_closed, wait_reported
 from lab.world import normalize
 
 __all__ = ["VERDICTS", "Observation", "Verdict", "attack_evidence", "decide", "observe"]
@@ -68,8 +69,10 @@ def _status(events: Iterable[Event], message_id: str) -> Event | None:
 
 
 async def observe(log: EventLog, mark: int, phase: Phase, message_id: str, *,
-                  own_status: bool, timeout_s: float, grace_s: float) -> Observation:
-    """Wait until the outcome of one message is decided, then gather the evidence."""
+                  own_status: bool, timeout_s: float, grace_s: float,
+                  sync: Callable[[], Awaitable[None]] | None = None) -> Observation:
+    """Wait until the outcome of one message is decided, then gather the evidence
+    (``sync``: let events that travel by another channel catch up first)."""
     deadline = time.monotonic() + timeout_s
 
     def decided(events: list[Event]) -> bool:
@@ -77,13 +80,16 @@ async def observe(log: EventLog, mark: int, phase: Phase, message_id: str, *,
             return _status(events, message_id) is not None
         return bool(_receipts(events, message_id))
 
-    await log.wait_for(decided, mark, deadline)
+    if own_status:
+        in_time = await wait_reported(log, decided, mark, deadline, "the sender's status")
+    else:  # no receipt by the deadline is how a refusal looks from the lab's side
+        in_time = await log.wait_for(decided, mark, deadline)
+    if sync is not None:
+        await sync()
     events = log.since(mark)
     status = _status(events, message_id)
     if own_status and status is not None and status.get("status") == "sent":
-        # the sink records before it answers 250, so this is normally already there
-        await log.wait_for(lambda ev: _receipts(ev, message_id), mark,
-                           min(deadline, time.monotonic() + 2.0))
+        await receipt_after_sent(log, mark, message_id)
     elif not own_status and not _receipts(events, message_id):
         # judged from the lab's side: after the last connection closed, allow a grace window
         # for fallback retries (some senders retry in plaintext after a failed handshake)
@@ -91,20 +97,14 @@ async def observe(log: EventLog, mark: int, phase: Phase, message_id: str, *,
         if closes:
             await log.wait_for(lambda ev: _receipts(ev, message_id), mark,
                                min(deadline, closes[-1].t + grace_s))
-    # the phase's own SMTP sessions end with their transcripts: wait for them (bounded)
-    await log.wait_for(lambda ev: _open_sessions(ev) == set(), mark,
-                       min(deadline, time.monotonic() + SESSION_CLOSE_S))
+    # the phase's own SMTP sessions end with their transcripts: wait for them
+    await sessions_closed(log, mark)
     events = _own_sessions(log.since(mark))
-    return _judge_outcome(events, phase, message_id, status, own_status)
-
-
-SESSION_CLOSE_S = 2.0
-
-
-def _open_sessions(events: Iterable[Event]) -> set[str]:
-    opened = {str(e.get("conn")) for e in events if e.source == PROXY and e.kind == "connect"}
-    closed = {str(e.get("conn")) for e in events if e.source == PROXY and e.kind == "close"}
-    return opened - closed
+    obs = _judge_outcome(events, phase, message_id, status, own_status)
+    if not obs.reason:  # say what the sender did, never leave a timeout unexplained
+        obs.reason = (lab_side_account(events, timeout_s) if not own_status else
+                      "" if in_time else f"no status from the sender within {timeout_s:g} s")
+    return obs
 
 
 def _own_sessions(events: list[Event]) -> list[Event]:

@@ -27,6 +27,7 @@ from lab.pki import LabPKI
 from lab.scenario import Phase, Scenario
 from lab.sender_options import typed_kwargs
 from lab.senders.base import OutgoingMessage, Sender
+from lab.waits import services_ready, services_synced
 from lab.world import Topology, World
 from lab.world_setup import publish, service_config
 
@@ -221,12 +222,14 @@ class Runner:
         obs: Observation | None = None
         try:
             configure_world(backend, topology, phase.world, phase.attacks)
+            await services_ready(backend.services, self.events)
             self.events.emit(RUNNER, "inject", {"scenario": scenario.id, "phase": phase.name,
                                                 "message_id": message.message_id})
             await sender.inject(message)
             obs = await observe(self.events, mark, phase, message.message_id,
                                 own_status=type(sender).own_status,
-                                timeout_s=scenario.timeout_s, grace_s=self.options.grace_s)
+                                timeout_s=scenario.timeout_s, grace_s=self.options.grace_s,
+                                sync=lambda: services_synced(backend.services, self.events))
             verdict = decide(phase, obs, known_failure=known, baseline_ok=baseline_ok,
                              primed=primed)
         except Exception as exc:  # an error is a verdict of its own, with its reason

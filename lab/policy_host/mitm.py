@@ -31,7 +31,9 @@ from lab.events import POLICY, Emit
 from lab.policy_host.response import Interception
 
 POLICY_PATH = "/.well-known/mta-sts.txt"
-START_TIMEOUT_S = 20.0
+START_TIMEOUT_S = 120.0
+"""Generous: a loaded machine imports mitmproxy and makes its CA slowly; hitting it is an
+error that names it, never a verdict."""
 STOP_TIMEOUT_S = 5.0
 
 Lookup = Callable[[str | None], Interception | None]
@@ -83,6 +85,23 @@ class _Addon:
                                      "bytes": len(plan.policy_text), "applied": applied})
 
 
+class _Ready:
+    """mitmproxy's ``running`` hook fires once its servers listen: the readiness signal."""
+
+    def __init__(self, master: Any,
+                 settle: Callable[[tuple[str, int] | BaseException], None]) -> None:
+        self.master = master
+        self.settle = settle
+
+    def running(self) -> None:
+        proxyserver = self.master.addons.get("proxyserver")
+        addresses = [a for server in proxyserver.servers for a in server.listen_addrs]
+        if addresses:
+            self.settle((str(addresses[0][0]), int(addresses[0][1])))
+        else:
+            self.settle(RuntimeError("mitmproxy is running but listens nowhere"))
+
+
 class MitmPolicyProxy:
     """mitmproxy in reverse mode in front of ``upstream`` (the genuine policy host)."""
 
@@ -97,6 +116,7 @@ class MitmPolicyProxy:
         self._thread: threading.Thread | None = None
         self._master: Any = None
         self._mitm_loop: asyncio.AbstractEventLoop | None = None
+        self._closing = False
 
     async def start(self) -> tuple[str, int]:
         """Start mitmproxy; return the address it listens on."""
@@ -127,8 +147,11 @@ class MitmPolicyProxy:
         self._thread = threading.Thread(target=thread_main, name="mtasts-lab mitmproxy",
                                         daemon=True)
         self._thread.start()
-        async with asyncio.timeout(START_TIMEOUT_S):
-            self.address = await ready
+        try:
+            async with asyncio.timeout(START_TIMEOUT_S):
+                self.address = await ready
+        except TimeoutError:
+            raise TimeoutError(f"mitmproxy did not listen within {START_TIMEOUT_S:g} s") from None
         return self.address
 
     async def _run(self, report: Callable[[str, dict[str, Any]], None],
@@ -142,22 +165,17 @@ class MitmPolicyProxy:
                                confdir=str(self.confdir))
         master = Master(opts)
         master.addons.add(*default_addons())
-        master.addons.add(_Addon(self.lookup, report))
+        master.addons.add(_Addon(self.lookup, report), _Ready(master, settle))
         opts.update(ssl_insecure=True, keep_host_header=True, connection_strategy="lazy")
         self._master, self._mitm_loop = master, asyncio.get_running_loop()
-        run = asyncio.create_task(master.run())
-        proxyserver = master.addons.get("proxyserver")
-        while not run.done():
-            addresses = [a for server in proxyserver.servers for a in server.listen_addrs]
-            if addresses:
-                settle((str(addresses[0][0]), int(addresses[0][1])))
-                break
-            await asyncio.sleep(0.01)  # polling mitmproxy's own start-up, bounded by start()
-        await run
+        if self._closing:  # closed while starting: a shutdown before run() would be lost
+            return
+        await master.run()  # returns on shutdown, or early when start-up failed
         if self.address is None:
             settle(RuntimeError("mitmproxy stopped before it listened"))
 
     async def close(self) -> None:
+        self._closing = True
         master, loop, thread = self._master, self._mitm_loop, self._thread
         if master is not None and loop is not None and not loop.is_closed():
             with contextlib.suppress(RuntimeError):

@@ -106,6 +106,16 @@ class PolicyHost:
                 return  # no running loop: started on the first intercepted connection
             self._mitm_start = loop.create_task(self._start_mitm())
 
+    async def ready(self) -> bool:
+        """Wait until the attacker's mitmproxy listens, when an interception is configured
+        (the sender must meet the attacker, not a host still starting); True if it waited."""
+        start = self._mitm_start
+        if start is None or not interceptions(self._sites):
+            return False
+        waited = not start.done()
+        await asyncio.shield(start)
+        return waited
+
     async def start(self, sock: socket.socket) -> None:
         self._server = await asyncio.start_server(self._serve, sock=sock, limit=MAX_HEAD)
 
@@ -292,8 +302,12 @@ class PolicyHost:
     async def _start_mitm(self) -> tuple[str, int]:
         assert self._server is not None, "start() first"
         address = self._server.sockets[0].getsockname()[0]
-        self._genuine = await asyncio.start_server(
-            functools.partial(self._serve, genuine=True), address, 0, limit=MAX_HEAD)
+        serve = functools.partial(self._serve, genuine=True)
+        try:
+            self._genuine = await asyncio.start_server(serve, address, 0, limit=MAX_HEAD)
+        except OSError:  # the host's address lives in a network namespace (netns backend):
+            address = "127.0.0.1"  # the attacker's own sockets go on this process's loopback
+            self._genuine = await asyncio.start_server(serve, address, 0, limit=MAX_HEAD)
         port = self._genuine.sockets[0].getsockname()[1]
         self._mitm = MitmPolicyProxy((address, port), address,
                                      self.pki.directory / "attacker-mitmproxy", self.emit,

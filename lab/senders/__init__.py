@@ -29,4 +29,5 @@ def is_known(name: str) -> bool:
 def known_names() -> list[str]:
     """The sender names an error lists as known."""
     load_all()
-    return Sender.registry.names()
+    return [f"{name}{':' + profile if profile else ''}" for name in Sender.registry.names()
+            for profile in ("", *Sender.registry.get(name).profiles())]

@@ -51,7 +51,7 @@ class ReferenceSender(OwnSender):
     control = "positive"
     profile: ClassVar[Profile] = COMPLIANT
     """Its switches (lab.senders.profiles); ``reference:<profile>`` turns one on."""
-    fetch_timeout: float = 2.0
+    fetch_timeout: float = 8.0
     """The bound on one policy fetch (RFC 8461 3.3: senders MAY bound it; about a minute is
     suggested). Short here so that a trickling policy host costs the lab seconds, not
     minutes; a fetch on the lab's own networks takes milliseconds."""
