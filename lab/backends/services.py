@@ -6,10 +6,9 @@ the genuine MX behind it; everything else is the same code.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import socket
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from fake_dns.server import DnsServer, QueryLogEntry
@@ -20,10 +19,8 @@ from lab.pki import LabPKI
 from lab.policy_host.response import PolicyResponse
 from lab.policy_host.server import PolicyHost
 from lab.proxy.server import SmtpProxy
+from lab.proxy.streams import ConnectUpstream
 from lab.sink.server import Sink
-
-Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
-ConnectUpstream = Callable[[], Awaitable[Streams]]
 
 
 @dataclass

@@ -122,7 +122,9 @@ class Client:
             data = await self.reader.read(65536)
             if not data:
                 raise ConnectionError("server closed the connection")
-            self.replies += self.parser.feed(data)
+            self.parser.feed(data)
+            while (reply := self.parser.next_reply()) is not None:
+                self.replies.append(reply)
         return self.replies.pop(0)
 
     async def command(self, line: bytes) -> Reply:

@@ -21,8 +21,8 @@ from lab.attacks.reset_after_handshake import ResetAfterHandshake
 from lab.pki import CertKind
 from lab.smtp.actions import (
     Close,
-    Emit,
     Hold,
+    Notice,
     SendToClient,
     StartTlsToClient,
     StartTlsToServer,
@@ -258,6 +258,6 @@ def test_refusals_do_not_depend_on_chunking(cuts: list[int]) -> None:
     pieces = drive(fresh(), [s for s in chunked if s[1]])
     assert to_client(pieces) == to_client(whole)
     assert to_server(pieces) == to_server(whole)
-    assert [a for a in pieces if isinstance(a, Emit)] == [a for a in whole
-                                                         if isinstance(a, Emit)]
+    assert [a for a in pieces if isinstance(a, Notice)] == [a for a in whole
+                                                         if isinstance(a, Notice)]
     assert b"500 5.5.1" in to_client(whole) and b"530 5.7.0" in to_client(whole)
