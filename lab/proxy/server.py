@@ -6,7 +6,7 @@ import asyncio
 import socket
 from collections.abc import Sequence
 
-from lab.events import Emit
+from lab.events import PROXY, Emit
 from lab.pki import LabPKI
 from lab.proxy.connection import Connection
 from lab.proxy.streams import ConnectUpstream
@@ -50,6 +50,14 @@ class SmtpProxy:
         task = asyncio.ensure_future(connection.run())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._report_crash)
+
+    def _report_crash(self, task: asyncio.Task[None]) -> None:
+        """A connection that died of an exception is a bug in the proxy: log it, loudly."""
+        if task.cancelled() or task.exception() is None:
+            return
+        exc = task.exception()
+        self.emit(PROXY, "internal-error", {"mx": self.mx_name, "error": repr(exc)})
 
     @property
     def connections(self) -> int:
