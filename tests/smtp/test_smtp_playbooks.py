@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from lab.attacks.abort_handshake import AbortHandshake
 from lab.attacks.base import FlowView, SmtpAttack
 from lab.attacks.inject_response import InjectResponse
@@ -21,7 +23,7 @@ from lab.smtp.actions import (
     Tunnel,
 )
 from lab.smtp.inputs import ClientData, PeerClosed, ServerData, TimedOut, TlsFailed, TlsReady
-from lab.smtp.relay import Relay, State
+from lab.smtp.relay import LocalProtocolError, Relay, State
 from lab.smtp.types import Reply, TlsPlan
 
 from .playbook import MX, Playbook, note
@@ -291,3 +293,11 @@ def test_a_playbook_reports_the_first_difference() -> None:
         raise AssertionError("a wrong playbook passed")
 
 
+
+
+def test_the_shell_driving_the_core_out_of_order_is_a_local_error() -> None:
+    # Only the shell can do this (the peers cannot): it is a bug, and it raises.
+    relay = relay_with(Passthrough())
+    with pytest.raises(LocalProtocolError, match="server-tls-up is not allowed in state "
+                                                 "greeting"):
+        relay.handle(TlsReady("server"))
