@@ -18,17 +18,17 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TARGETS = [
-    "tests/smtp/test_smtp_relay.py",
-    "tests/smtp/test_smtp_relay_attacks.py",
-    "tests/smtp/test_smtp_relay_fuzz.py",
+TARGETS = [  # cheapest first
     "tests/smtp/test_smtp_codec.py",
     "tests/senders/test_mtasts.py",
     "tests/senders/test_policy_fetch.py",
-    "tests/policy_host/test_policy_http.py",
     "tests/fake_dns/test_dns_zone.py",
     "tests/fake_dns/test_dns_text.py",
     "tests/test_scenario.py",
+    "tests/policy_host/test_policy_http.py",
+    "tests/smtp/test_smtp_relay.py",
+    "tests/smtp/test_smtp_relay_attacks.py",
+    "tests/smtp/test_smtp_relay_fuzz.py",
 ]
 TEST_LINE = re.compile(r"^(tests/\S+::\S+):$")
 PASSING = re.compile(r"^\s+- (\d+) passing, (\d+) failing")
@@ -48,6 +48,16 @@ def count_examples(output: str) -> dict[str, tuple[int, int]]:
     return counts
 
 
+def run_one(target: str, env: dict[str, str]) -> tuple[dict[str, tuple[int, int]], int, str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+         "--hypothesis-show-statistics", target],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    summary = [ln for ln in result.stdout.splitlines() if re.search(r"\d+ (passed|failed)", ln)]
+    tail = summary[-1] if summary else result.stdout[-2000:] + result.stderr[-2000:]
+    return count_examples(result.stdout), result.returncode, tail
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--examples", type=int, default=4000,
@@ -57,23 +67,22 @@ def main(argv: list[str] | None = None) -> int:
     env = {**os.environ, "HYPOTHESIS_PROFILE": "deep",
            "HYPOTHESIS_DEEP_EXAMPLES": str(args.examples)}
     started = time.monotonic()
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-         "--hypothesis-show-statistics", *args.targets],
-        cwd=ROOT, env=env, capture_output=True, text=True, check=False)
-    elapsed = time.monotonic() - started
-    counts = count_examples(result.stdout)
-    for test, (passing, failing) in sorted(counts.items()):
-        print(f"{passing:>8} passing {failing:>3} failing  {test}")
-    total = sum(p for p, _ in counts.values())
-    failing = sum(f for _, f in counts.values())
-    summary = [ln for ln in result.stdout.splitlines() if re.search(r"\d+ (passed|failed)", ln)]
-    print(f"properties: {len(counts)}  examples: {total}  failing examples: {failing}  "
-          f"wall time: {elapsed:.0f} s")
-    print(f"pytest: {summary[-1] if summary else result.stdout[-2000:]}")
-    if result.returncode != 0:
-        print(result.stdout[-6000:], result.stderr[-2000:], sep="\n")
-    return result.returncode
+    total = failing = properties = 0
+    status = 0
+    for target in args.targets:  # one process per file: figures so far survive a cut-off
+        t0 = time.monotonic()
+        counts, code, tail = run_one(target, env)
+        for test, (passing, failed) in sorted(counts.items()):
+            print(f"{passing:>8} passing {failed:>3} failing  {test}")
+        total += sum(p for p, _ in counts.values())
+        failing += sum(f for _, f in counts.values())
+        properties += len(counts)
+        status = status or code
+        print(f"  {target}: {tail} ({time.monotonic() - t0:.0f} s); examples so far: {total}",
+              flush=True)
+    print(f"properties: {properties}  examples: {total}  failing examples: {failing}  "
+          f"exit: {status}  wall time: {time.monotonic() - started:.0f} s")
+    return status
 
 
 if __name__ == "__main__":

@@ -14,6 +14,6 @@ from hypothesis import HealthCheck, settings
 DEEP_EXAMPLES = int(os.environ.get("HYPOTHESIS_DEEP_EXAMPLES", "4000"))
 
 settings.register_profile("default", settings.get_profile("default"))
-settings.register_profile("deep", max_examples=DEEP_EXAMPLES, deadline=None,
+settings.register_profile("deep", max_examples=DEEP_EXAMPLES, deadline=None, database=None,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
