@@ -10,7 +10,6 @@ import os
 import ssl
 import warnings
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 
 import trustme
@@ -19,14 +18,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from lab.certkind import CertKind
 
-class CertKind(StrEnum):
-    VALID = "valid"
-    WRONG_NAME = "wrong-name"
-    EXPIRED = "expired"
-    NOT_YET_VALID = "not-yet-valid"
-    SELF_SIGNED = "self-signed"
-    ROGUE_CA = "rogue-ca"
+__all__ = ["WRONG_NAME", "CertKind", "LabPKI", "Leaf"]
 
 
 WRONG_NAME = "wrong-name.attacker.test"

@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import importlib.util
 from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from typing import ClassVar
 
 from fake_dns.zone import Zone
 from lab.policy_host.response import PolicyResponse
 from lab.registry import Registered, Registry
+from lab.smtp.hooks import FlowView
 from lab.smtp.types import Command, Reply, TlsPlan
 from lab.world import Topology, World
+
+__all__ = ["Attack", "DnsAttack", "FlowView", "PolicyAttack", "SmtpAttack"]
 
 
 @dataclass
@@ -45,29 +48,10 @@ class Attack(Registered):
         return out
 
 
-class FlowView(Protocol):
-    """What the relay core shows an SMTP attack about one proxied connection."""
-
-    @property
-    def mx_name(self) -> str: ...
-
-    @property
-    def client_tls(self) -> str:
-        """``none``, ``tunnel`` (genuine TLS relayed) or ``intercepted``."""
-        ...
-
-    def fire(self, attack: str, detail: str) -> None:
-        """Record that the attack did something (the evidence rule 1 needs)."""
-        ...
-
-    def cut(self, reason: str) -> None:
-        """Close both legs now, answering nothing: the hook's command or reply is not
-        relayed (models a network fault, e.g. a reset)."""
-        ...
-
-
 @dataclass
 class SmtpAttack(Attack):
+    """Implements the relay core's hooks (``lab.smtp.hooks.SmtpHooks``) with no-op defaults."""
+
     place: ClassVar[str] = "smtp"
 
     mx: str | None = None

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 from lab.attacks.base import FlowView, SmtpAttack
-from lab.pki import CertKind
+from lab.certkind import CertKind
 from lab.smtp.types import TlsPlan
 
 

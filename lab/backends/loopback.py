@@ -14,10 +14,11 @@ import socket
 from pathlib import Path
 
 from lab.backends.base import Backend
-from lab.backends.services import ConnectUpstream, LabServices, ServiceSockets
+from lab.backends.services import LabServices, ServiceSockets
 from lab.backends.sockets import bound_socket
 from lab.events import EventLog
 from lab.pki import LabPKI
+from lab.proxy.streams import ConnectUpstream
 from lab.senders.base import SenderEnv
 from lab.world import MAX_MX, Topology
 

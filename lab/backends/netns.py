@@ -41,9 +41,10 @@ from lab.backends.netns_net import (
 )
 from lab.backends.netns_state import ProcRef, RunState
 from lab.backends.netns_state import cleanup_leftovers as _cleanup_leftovers
-from lab.backends.services import ConnectUpstream, LabServices, ServiceSockets, Streams
+from lab.backends.services import LabServices, ServiceSockets
 from lab.events import RUNNER, EventLog
 from lab.pki import LabPKI
+from lab.proxy.streams import ConnectUpstream, Streams
 from lab.senders.base import SenderEnv
 from lab.world import MAX_MX, Topology
 

@@ -8,10 +8,9 @@ other implementation: it forwards each call to services in other containers.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import socket
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -22,14 +21,12 @@ from lab.pki import LabPKI
 from lab.policy_host.response import PolicyResponse
 from lab.policy_host.server import PolicyHost
 from lab.proxy.server import SmtpProxy
+from lab.proxy.streams import ConnectUpstream, Streams
 from lab.sink.server import Sink
 from lab.world_setup import MxSetup, idle_name, slot_setup
 
 __all__ = ["ConnectUpstream", "Emitter", "LabServices", "MxSetup", "ServiceSockets",
            "Services", "Streams"]
-
-Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
-ConnectUpstream = Callable[[], Awaitable[Streams]]
 
 
 class Services(Protocol):

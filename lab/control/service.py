@@ -17,13 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from fake_dns.zone import Zone
-from lab.backends.services import LabServices, Streams
+from lab.backends.services import LabServices
 from lab.backends.sockets import bound_socket
 from lab.control.pki_setup import ca_fingerprint
 from lab.control.transport import ControlSocket, Request
 from lab.control.wire import mx_from_json, policy_from_json
 from lab.events import Event
 from lab.pki import LabPKI
+from lab.proxy.streams import Streams
 
 ROLES = ("dns", "policy", "mitm", "mx")
 PORTS = {"dns": 53, "policy": 443, "mitm": 25, "mx": 25}

@@ -6,10 +6,11 @@ import asyncio
 import socket
 from collections.abc import Sequence
 
-from lab.attacks.base import SmtpAttack
-from lab.events import Emit
+from lab.events import PROXY, Emit
 from lab.pki import LabPKI
-from lab.proxy.connection import Connection, ConnectUpstream
+from lab.proxy.connection import Connection
+from lab.proxy.streams import ConnectUpstream
+from lab.smtp.hooks import SmtpHooks
 
 DEFAULT_READ_TIMEOUT = 30.0
 DEFAULT_HANDSHAKE_TIMEOUT = 10.0
@@ -27,12 +28,12 @@ class SmtpProxy:
         self.read_timeout = read_timeout
         self.handshake_timeout = handshake_timeout
         self.mx_name = "mx.invalid.test"
-        self.attacks: tuple[SmtpAttack, ...] = ()
+        self.attacks: tuple[SmtpHooks, ...] = ()
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._count = 0
 
-    def configure(self, mx_name: str, attacks: Sequence[SmtpAttack]) -> None:
+    def configure(self, mx_name: str, attacks: Sequence[SmtpHooks]) -> None:
         self.mx_name = mx_name.lower().rstrip(".")
         self.attacks = tuple(attacks)
 
@@ -49,6 +50,14 @@ class SmtpProxy:
         task = asyncio.ensure_future(connection.run())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._report_crash)
+
+    def _report_crash(self, task: asyncio.Task[None]) -> None:
+        """A connection that died of an exception is a bug in the proxy: log it, loudly."""
+        if task.cancelled() or task.exception() is None:
+            return
+        exc = task.exception()
+        self.emit(PROXY, "internal-error", {"mx": self.mx_name, "error": repr(exc)})
 
     @property
     def connections(self) -> int:

@@ -57,12 +57,12 @@ class Close:
 
 
 @dataclass(frozen=True)
-class Emit:
-    """An event for the log (the shell adds the source, ``proxy``)."""
+class Notice:
+    """Something for the log (the shell writes it as an event of source ``proxy``)."""
 
     kind: str
     data: Mapping[str, Any] = field(default_factory=dict)
 
 
 Action = SendToClient | SendToServer | Hold | StartTlsToServer | StartTlsToClient | Tunnel \
-    | Close | Emit
+    | Close | Notice

@@ -4,19 +4,19 @@ Decisions:
 - Lines end at LF; a CR before it is dropped from the text (bare LF is tolerated). The raw
   bytes are kept, so an untouched reply or command is relayed byte for byte.
 - Text is decoded as UTF-8 with ``surrogateescape``: any byte string survives a round trip.
-- Malformed input raises ``SmtpSyntaxError`` from ``feed``. The error carries the items that
-  were complete before the bad line (``items``); the parser is then broken and every later
-  ``feed`` raises again. The relay core catches it, reports it and closes the connection.
-- The command parser stops after ``DATA`` and ``STARTTLS`` ("held"): the bytes that follow
-  wait in ``pending()`` until the core knows the server's answer (``start_data`` after 354,
-  ``resume`` otherwise, or ``discard_pending`` when TLS starts: trailing plaintext).
+- Pull style: ``feed`` only buffers; ``next_reply``, ``next_command`` and ``next_message``
+  take one item off the buffer (None: incomplete). The parsers hold no protocol state: what
+  the client's next bytes mean (a command, message content, or nothing yet after DATA and
+  STARTTLS) is decided by the relay's state table (``lab.smtp.state``), which asks for the
+  matching item.
+- Malformed input raises ``SmtpSyntaxError``; the parser is then broken and every later
+  call raises again. The relay core catches it and turns it into actions.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
 
 from lab.smtp.types import Command, Reply
 
@@ -25,20 +25,13 @@ MAX_REPLY_LINE = 4096
 MAX_REPLY_LINES = 256
 MAX_MESSAGE = 32 * 1024 * 1024
 
-HOLD_VERBS = frozenset({"DATA", "STARTTLS"})
-"""Commands after which the client's next bytes mean something else (content, or TLS)."""
-
 END_OF_DATA = b"\r\n.\r\n"
 
 _REPLY_LINE = re.compile(rb"^([2-5][0-9][0-9])(?:([ -])(.*))?$", re.S)
 
 
 class SmtpSyntaxError(ValueError):
-    """Input that is not SMTP. ``items`` holds what was parsed before the bad line."""
-
-    def __init__(self, message: str, items: list[object] | None = None) -> None:
-        super().__init__(message)
-        self.items: list[object] = list(items or [])
+    """Input that is not SMTP (the parser that raised it is broken from then on)."""
 
 
 def decode(data: bytes) -> str:
@@ -84,20 +77,22 @@ class ReplyParser:
         self._max_lines = max_lines
         self._error: str | None = None
 
-    def feed(self, data: bytes) -> list[Reply]:
+    def feed(self, data: bytes) -> None:
+        self._buffer += data
+
+    def next_reply(self) -> Reply | None:
+        """The next complete reply, or None until more bytes arrive."""
         if self._error is not None:
             raise SmtpSyntaxError(self._error)
-        self._buffer += data
-        out: list[Reply] = []
         try:
             while (line := _split_line(self._buffer, self._max_line, "reply")) is not None:
                 reply = self._take(line)
                 if reply is not None:
-                    out.append(reply)
+                    return reply
         except SmtpSyntaxError as exc:
             self._error = str(exc)
-            raise SmtpSyntaxError(str(exc), list(out)) from None
-        return out
+            raise
+        return None
 
     def _take(self, line: bytes) -> Reply | None:
         match = _REPLY_LINE.match(_strip_eol(line))
@@ -143,7 +138,6 @@ class MessageData:
 
 
 Item = Command | MessageData
-ParserState = Literal["command", "held", "data"]
 
 
 class CommandParser:
@@ -154,28 +148,9 @@ class CommandParser:
         self._max_line = max_line
         self._max_message = max_message
         self._error: str | None = None
-        self.state: ParserState = "command"
 
-    @property
-    def held(self) -> bool:
-        """True after DATA or STARTTLS until the core says how to go on."""
-        return self.state == "held"
-
-    def feed(self, data: bytes) -> list[Item]:
-        if self._error is not None:
-            raise SmtpSyntaxError(self._error)
+    def feed(self, data: bytes) -> None:
         self._buffer += data
-        return self._run()
-
-    def start_data(self) -> list[Item]:
-        """The server answered 354: what follows is message content."""
-        self.state = "data"
-        return self._run()
-
-    def resume(self) -> list[Item]:
-        """The held command was refused (or answered by the proxy): parse commands again."""
-        self.state = "command"
-        return self._run()
 
     def pending(self) -> bytes:
         return bytes(self._buffer)
@@ -185,46 +160,37 @@ class CommandParser:
         self._buffer.clear()
         return dropped
 
-    def _run(self) -> list[Item]:
-        out: list[Item] = []
+    def next_command(self) -> Command | None:
+        """The next command line, or None until more bytes arrive."""
+        self._check()
         try:
-            while True:
-                item = self._next()
-                if item is None:
-                    return out
-                out.append(item)
+            line = _split_line(self._buffer, self._max_line, "command")
         except SmtpSyntaxError as exc:
             self._error = str(exc)
-            raise SmtpSyntaxError(str(exc), list(out)) from None
-
-    def _next(self) -> Item | None:
-        if self.state == "held":
-            return None
-        if self.state == "data":
-            return self._data()
-        line = _split_line(self._buffer, self._max_line, "command")
+            raise
         if line is None:
             return None
         text = decode(_strip_eol(line))
         verb, _, arg = text.partition(" ")
-        command = Command(verb.upper(), arg, raw=line)
-        if command.verb in HOLD_VERBS:
-            self.state = "held"
-        return command
+        return Command(verb.upper(), arg, raw=line)
 
-    def _data(self) -> MessageData | None:
+    def next_message(self) -> MessageData | None:
+        """The message content up to and including CRLF.CRLF, or None until it is whole."""
+        self._check()
         if self._buffer.startswith(b".\r\n"):
             end = 3
         else:
             found = self._buffer.find(END_OF_DATA)
-            if found < 0:
-                if len(self._buffer) >= self._max_message:
-                    raise SmtpSyntaxError(f"message longer than {self._max_message} bytes")
+            if found < 0 and len(self._buffer) < self._max_message:
                 return None
-            end = found + len(END_OF_DATA)
+            end = found + len(END_OF_DATA) if found >= 0 else len(self._buffer) + 1
         if end > self._max_message:
-            raise SmtpSyntaxError(f"message longer than {self._max_message} bytes")
+            self._error = f"message longer than {self._max_message} bytes"
+            raise SmtpSyntaxError(self._error)
         raw = bytes(self._buffer[:end])
         del self._buffer[:end]
-        self.state = "command"
         return MessageData(raw)
+
+    def _check(self) -> None:
+        if self._error is not None:
+            raise SmtpSyntaxError(self._error)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from lab.pki import CertKind
+from lab.certkind import CertKind
 
 
 @dataclass(frozen=True)

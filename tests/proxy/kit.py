@@ -82,11 +82,12 @@ class Lab:
         return self.events(kind)
 
 
-async def start_lab(tmp: Path, **proxy_options: Any) -> Lab:
+async def start_lab(tmp: Path, *, mx_tls: bool = True, **proxy_options: Any) -> Lab:
+    """A proxy in front of an aiosmtpd MX (without STARTTLS when ``mx_tls`` is false)."""
     pki = LabPKI(tmp / "pki")
     sink = Sink()
     loop = asyncio.get_running_loop()
-    tls = pki.server_context(MX)
+    tls = pki.server_context(MX) if mx_tls else None
     mx_server = await loop.create_server(
         lambda: SMTP(sink, hostname=MX, tls_context=tls, require_starttls=False),
         sock=listener())
@@ -122,7 +123,9 @@ class Client:
             data = await self.reader.read(65536)
             if not data:
                 raise ConnectionError("server closed the connection")
-            self.replies += self.parser.feed(data)
+            self.parser.feed(data)
+            while (reply := self.parser.next_reply()) is not None:
+                self.replies.append(reply)
         return self.replies.pop(0)
 
     async def command(self, line: bytes) -> Reply:

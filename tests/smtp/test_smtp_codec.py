@@ -34,26 +34,41 @@ def split(data: bytes, cuts: list[int]) -> list[bytes]:
     return pieces
 
 
+def replies_in(parser: ReplyParser) -> list[Reply]:
+    out = []
+    while (reply := parser.next_reply()) is not None:
+        out.append(reply)
+    return out
+
+
+def commands_in(parser: CommandParser) -> list[Item]:
+    out: list[Item] = []
+    while (command := parser.next_command()) is not None:
+        out.append(command)
+    return out
+
+
 def feed_replies(chunks: list[bytes]) -> tuple[list[Reply], bool]:
     parser, out = ReplyParser(), []
     for chunk in chunks:
+        parser.feed(chunk)
         try:
-            out += parser.feed(chunk)
-        except SmtpSyntaxError as exc:
-            out += [r for r in exc.items if isinstance(r, Reply)]
+            while (reply := parser.next_reply()) is not None:
+                out.append(reply)
+        except SmtpSyntaxError:
             return out, True
     return out, False
 
 
 def feed_commands(chunks: list[bytes]) -> tuple[list[Item], bool]:
+    """Commands only (as if the server refused DATA and STARTTLS)."""
     parser, out = CommandParser(), []
     for chunk in chunks:
+        parser.feed(chunk)
         try:
-            out += parser.feed(chunk)
-            while parser.held:  # act as a server that refuses DATA and STARTTLS
-                out += parser.resume()
-        except SmtpSyntaxError as exc:
-            out += [i for i in exc.items if isinstance(i, Command | MessageData)]
+            while (command := parser.next_command()) is not None:
+                out.append(command)
+        except SmtpSyntaxError:
             return out, True
     return out, False
 
@@ -93,67 +108,75 @@ def test_arbitrary_lines_are_relayed_byte_for_byte(data: bytes) -> None:
 
 def test_multiline_reply_with_bare_lf_and_partial_lines() -> None:
     parser = ReplyParser()
-    assert parser.feed(b"250-mx1.victim.test\n250-PIPEL") == []
+    parser.feed(b"250-mx1.victim.test\n250-PIPEL")
+    assert replies_in(parser) == []
     assert parser.pending() == b"250-mx1.victim.test\n250-PIPEL"
-    (reply,) = parser.feed(b"INING\r\n250 STARTTLS\r\n")
+    parser.feed(b"INING\r\n250 STARTTLS\r\n")
+    (reply,) = replies_in(parser)
     assert reply == Reply(250, ("mx1.victim.test", "PIPELINING", "STARTTLS"))
     assert reply.encode() == b"250-mx1.victim.test\n250-PIPELINING\r\n250 STARTTLS\r\n"
     assert reply.has_keyword("STARTTLS")
-    assert parser.feed(b"354\r\n") == [Reply(354, ("",))]
+    parser.feed(b"354\r\n")
+    assert replies_in(parser) == [Reply(354, ("",))]
 
 
 @pytest.mark.parametrize("bad", [b"hello\r\n", b"25 x\r\n", b"250x\r\n", b"650 no\r\n",
                                  b"250-a\r\n251 b\r\n"])
-def test_malformed_reply_raises_with_earlier_replies(bad: bytes) -> None:
+def test_malformed_reply_raises_after_the_earlier_replies(bad: bytes) -> None:
     parser = ReplyParser()
-    with pytest.raises(SmtpSyntaxError) as info:
-        parser.feed(b"220 ok\r\n" + bad)
-    assert info.value.items == [Reply(220, ("ok",))]
+    parser.feed(b"220 ok\r\n" + bad)
+    assert parser.next_reply() == Reply(220, ("ok",))
     with pytest.raises(SmtpSyntaxError):
-        parser.feed(b"250 fine\r\n")
+        parser.next_reply()
+    parser.feed(b"250 fine\r\n")
+    with pytest.raises(SmtpSyntaxError):  # broken for good
+        parser.next_reply()
 
 
 def test_line_limits() -> None:
     parser = CommandParser(max_line=10)
-    assert parser.feed(b"NOOP 12345\r\n") == [Command("NOOP", "12345", b"NOOP 12345\r\n")]
+    parser.feed(b"NOOP 12345\r\n")
+    assert parser.next_command() == Command("NOOP", "12345", b"NOOP 12345\r\n")
+    parser.feed(b"NOOP 1234567")
     with pytest.raises(SmtpSyntaxError, match="longer than 10"):
-        parser.feed(b"NOOP 1234567")
+        parser.next_command()
+    replies = ReplyParser(max_line=10)
+    replies.feed(b"250 " + b"x" * 20)
     with pytest.raises(SmtpSyntaxError, match="longer than"):
-        ReplyParser(max_line=10).feed(b"250 " + b"x" * 20)
+        replies.next_reply()
+    replies = ReplyParser(max_lines=3)
+    replies.feed(b"250-a\r\n" * 4)
     with pytest.raises(SmtpSyntaxError, match="lines"):
-        ReplyParser(max_lines=3).feed(b"250-a\r\n" * 4)
+        replies.next_reply()
 
 
-def test_data_mode_waits_for_354_and_takes_the_content_whole() -> None:
+def test_message_content_is_taken_whole() -> None:
     parser = CommandParser()
     body = b"Subject: x\r\n\r\n..dot\r\n.\r\n"
-    items = parser.feed(b"DATA\r\n" + body[:9])
-    assert [i.verb for i in items if isinstance(i, Command)] == ["DATA"]
-    assert parser.held and parser.pending() == body[:9]
-    assert parser.start_data() == []
-    assert parser.feed(body[9:] + b"QUIT\r\n") == [MessageData(body), Command("QUIT", "",
-                                                                            b"QUIT\r\n")]
+    parser.feed(b"DATA\r\n" + body[:9])
+    assert parser.next_command() == Command("DATA", "", b"DATA\r\n")
+    assert parser.next_message() is None and parser.pending() == body[:9]
+    parser.feed(body[9:] + b"QUIT\r\n")
+    assert parser.next_message() == MessageData(body)
+    assert commands_in(parser) == [Command("QUIT", "", b"QUIT\r\n")]
     assert MessageData(body).content() == b"Subject: x\r\n\r\n.dot\r\n"
     assert MessageData(b".\r\n").content() == b""
 
 
-def test_data_refused_resumes_commands() -> None:
+def test_discard_pending_takes_the_trailing_plaintext() -> None:
     parser = CommandParser()
-    parser.feed(b"DATA\r\nRSET\r\n")
-    assert parser.resume() == [Command("RSET", "", b"RSET\r\n")]
-
-
-def test_starttls_holds_trailing_plaintext() -> None:
-    parser = CommandParser()
-    items = parser.feed(b"STARTTLS\r\nMAIL FROM:<a@x.test>\r\n")
-    assert items == [Command("STARTTLS", "", b"STARTTLS\r\n")]
+    parser.feed(b"STARTTLS\r\nMAIL FROM:<a@x.test>\r\n")
+    assert parser.next_command() == Command("STARTTLS", "", b"STARTTLS\r\n")
     assert parser.discard_pending() == b"MAIL FROM:<a@x.test>\r\n"
     assert parser.pending() == b""
 
 
 def test_message_size_limit() -> None:
     parser = CommandParser(max_message=20)
-    parser.feed(b"DATA\r\n")
-    parser.start_data()
+    parser.feed(b"x" * 30 + b"\r\n.\r\n")
     with pytest.raises(SmtpSyntaxError, match="message longer"):
-        parser.feed(b"x" * 30 + b"\r\n.\r\n")
+        parser.next_message()
+    unterminated = CommandParser(max_message=20)
+    unterminated.feed(b"x" * 25)
+    with pytest.raises(SmtpSyntaxError, match="message longer"):
+        unterminated.next_message()
