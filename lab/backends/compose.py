@@ -31,6 +31,7 @@ from typing import Any, ClassVar
 from fake_dns.zone import Zone
 from lab.backends import compose_docker as cd
 from lab.backends.base import Backend, BackendUnavailable
+from lab.backends.compose_place import ComposePlace
 from lab.backends.services import LabServices, MxSetup
 from lab.control import ControlClient, ControlError, ca_fingerprint, mx_to_json, policy_to_json
 from lab.events import RUNNER, EventLog
@@ -256,7 +257,7 @@ class ComposeBackend(Backend):
 
     async def _sender_up(self, service: str, ca: str) -> None:
         """Start (or SIGHUP) a sender service; wait for its agent's ready line with this CA."""
-        from lab.senders.compose_mta import READY
+        from lab.senders.agent import READY
 
         ctr = await asyncio.to_thread(cd.container, self.docker, service)
         if ctr is None:
@@ -297,7 +298,8 @@ class ComposeBackend(Backend):
             ca_file=self.run_dir / "pki" / self._pki.ca_file.name, workdir=shared,
             emit=self._events.emit,
             topology=self.topology, backend=self.name,
-            # programs run in the sender's container (adapters use the Docker SDK directly)
+            place=ComposePlace(self.run_dir),
+            # programs run in the sender's container (the `command` sender)
             exec_prefix=(os.environ.get("MTASTS_LAB_DOCKER_CLIENT", "/usr/bin/docker"),
                          "-H", cd.docker_host(), "exec", "-i", self._container_name(service)),
         )

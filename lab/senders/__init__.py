@@ -9,7 +9,7 @@ from lab.senders.base import OutgoingMessage, Sender, SenderEnv
 
 __all__ = ["OutgoingMessage", "Sender", "SenderEnv", "load_all"]
 
-_HELPERS = {"base", "compose_mta", "compose_postfix", "dnsclient", "mtasts", "policy_fetch",
+_HELPERS = {"agent", "base", "dnsclient", "mta", "mtasts", "place", "policy_fetch",
             "postfix_log", "smtp_client"}
 
 

@@ -1,9 +1,15 @@
-"""The compose senders' pure parts (no Docker): Exim's log, the agent's reset snippets."""
+"""The real senders' pure parts (no Docker): Exim's log, the reset scripts, the agent's lines."""
 
 from __future__ import annotations
 
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from lab.senders import exim, postfix
+from lab.senders.agent import parse_ready, split_line
 from lab.senders.base import BOUNCED, DEFERRED, SENT
-from lab.senders.compose_mta import RESET_SNIPPET
 from lab.senders.exim import EximLog, exim_config
 
 MID = "<269f95381be64a55bed42a742ba0af14@sender.test>"
@@ -58,6 +64,30 @@ def test_exim_config_trusts_the_lab_ca_and_tries_verification() -> None:
     assert "hosts_require_tls" not in text  # opportunistic: the negative control
 
 
-def test_reset_snippets_compile() -> None:
-    for mta, code in RESET_SNIPPET.items():
-        compile(code, f"<reset {mta}>", "exec")
+def test_reset_scripts_compile() -> None:
+    for mta in (postfix, exim):
+        compile(mta.RESET_SCRIPT, f"<reset {mta.__name__}>", "exec")
+
+
+def test_postfix_reset_script_empties_the_resolver_cache(tmp_path: Path) -> None:
+    db = tmp_path / "cache.db"
+    con = sqlite3.connect(db)
+    with con:
+        con.execute("CREATE TABLE sts_policy_cache (domain TEXT, data TEXT)")
+        con.execute("INSERT INTO sts_policy_cache VALUES ('victim.test', 'x')")
+    con.close()
+    # postsuper fails without an instance here; the cache is emptied first all the same
+    subprocess.run([sys.executable, "-c", postfix.RESET_SCRIPT, str(db), str(tmp_path)],
+                   capture_output=True, check=False, timeout=30)
+    con = sqlite3.connect(db)
+    rows = con.execute("SELECT COUNT(*) FROM sts_policy_cache").fetchone()[0]
+    con.close()
+    assert rows == 0
+
+
+def test_agent_lines_round_trip() -> None:
+    assert parse_ready("mtasts-lab-agent: ready ca=ab12 root=/var/lib/mtasts-lab/postfix "
+                       "start=9f") == ("ab12", "/var/lib/mtasts-lab/postfix", "9f")
+    assert parse_ready("postfix: mtasts-lab-agent: ready ca=ab12") is None
+    assert split_line("mta-sts-daemon: 2026 INFO Server started") == \
+        ("mta-sts-daemon", "2026 INFO Server started")
