@@ -29,15 +29,20 @@ MAINLOG = Path("/var/log/exim4/mainlog")
 SPOOL = Path("/var/spool/exim4")
 IMAGE = "mtasts-lab/exim:latest"
 
-# Empties the queue and Exim's hints (retry) databases; run by a bare python3 where Exim runs.
-RESET_SCRIPT = """
-import os, shutil
-for d in ("input", "msglog", "db"):
-    path = os.path.join("/var/spool/exim4", d)
-    for child in os.listdir(path) if os.path.isdir(path) else []:
-        full = os.path.join(path, child)
-        shutil.rmtree(full) if os.path.isdir(full) else os.unlink(full)
-"""
+def empty_spool() -> None:
+    """Empty the queue and Exim's hints (retry) databases. Runs where Exim runs
+    (``Place.call``): self-contained."""
+    import os
+    import shutil
+
+    for d in ("input", "msglog", "db"):
+        path = os.path.join("/var/spool/exim4", d)
+        for child in os.listdir(path) if os.path.isdir(path) else []:
+            full = os.path.join(path, child)
+            if os.path.isdir(full):
+                shutil.rmtree(full, ignore_errors=True)
+            else:
+                os.unlink(full)
 
 
 def exim_config(ca_file: Path = CA_PATH) -> str:
@@ -209,7 +214,8 @@ class EximSender(MtaSender):
 
     async def reset(self) -> None:
         await self.settle()
-        await self.run("python3", "-c", RESET_SCRIPT)
+        assert self.place is not None
+        await self.place.call(empty_spool)
         self.log.forget()
 
     async def inject(self, message: OutgoingMessage) -> None:

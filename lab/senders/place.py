@@ -82,6 +82,10 @@ class Place(Protocol):
     async def write_file(self, path: Path, data: bytes) -> None:
         """Write a file where the MTA sees it."""
 
+    async def call(self, fn: Callable[..., object], *args: str) -> None:
+        """Run ``fn(*args)`` where the MTA's files are: a self-contained module-level
+        function (its imports inside it) with string arguments."""
+
     async def restart(self, tag: str, between: Sequence[str] = ()) -> None:
         """Stop the daemon ``tag``, run ``between`` (if any), start it again, wait ready."""
 
@@ -247,6 +251,9 @@ class ProcessPlace:
 
     async def write_file(self, path: Path, data: bytes) -> None:
         await asyncio.to_thread(path.write_bytes, data)
+
+    async def call(self, fn: Callable[..., object], *args: str) -> None:
+        await asyncio.to_thread(fn, *args)  # the files are on this machine
 
     async def restart(self, tag: str, between: Sequence[str] = ()) -> None:
         daemon = self._daemon(tag)

@@ -22,12 +22,13 @@ deferral is the decision, and its retries would only muddle the next phases.
 
 The resolver's policy cache is flushed between scenarios (``reset``) and kept between phases.
 With the ``sqlite`` cache (the default) that is one ``DELETE`` on the live database
-(``RESET_SCRIPT``, the one reset for every place); with ``internal``
+(``flush_resolver_cache``, the one reset for every place); with ``internal``
 (``MTASTS_LAB_POSTFIX_CACHE=internal``) the daemon is SIGKILLed and restarted.
 """
 
 from __future__ import annotations
 
+import asyncio
 import grp
 import os
 import pwd
@@ -107,23 +108,23 @@ def main_cf(inst: Path, ca_file: Path) -> dict[str, str]:
     }
 
 
-# Empties the resolver's live sqlite cache (it keeps running) and the queue: argv[1] the
-# database, argv[2] the config directory. Run where Postfix runs, by a bare python3 (no lab).
-RESET_SCRIPT = """
-import contextlib, os, sqlite3, subprocess, sys
-db, etc = sys.argv[1], sys.argv[2]
-if db and os.path.exists(db):
+def flush_resolver_cache(db: str) -> None:
+    """Empty postfix-mta-sts-resolver's live sqlite cache (it keeps running). Runs where
+    Postfix runs (``Place.call``): self-contained."""
+    import contextlib
+    import os
+    import sqlite3
+
+    if not os.path.exists(db):
+        return
     con = sqlite3.connect(db, timeout=5)
     try:
         with con:
             for table in ("sts_policy_cache", "proactive_fetch_ts"):
                 with contextlib.suppress(sqlite3.OperationalError):
-                    con.execute("DELETE FROM " + table)
+                    con.execute(f"DELETE FROM {table}")
     finally:
         con.close()
-raise SystemExit(subprocess.call(["postsuper", "-c", etc, "-d", "ALL"],
-                                 stderr=subprocess.DEVNULL))
-"""
 
 
 def resolver_yaml(cache: str, cache_file: Path) -> str:
@@ -266,11 +267,10 @@ class PostfixSender(MtaSender):
         assert self.root is not None and self.place is not None
         started = time.monotonic()
         await self.settle()  # pending deletions belong to the old scenario
-        db = str(self.root / "resolver" / "cache.db") if self.cache == "sqlite" else ""
-        if self.cache != "sqlite":
-            await self.place.restart("mta-sts-daemon")
-        await self.run("python3", "-c", RESET_SCRIPT, db, str(self.root / "etc"),
-                       check=False)
+        flush = (self.place.call(flush_resolver_cache, str(self.root / "resolver" / "cache.db"))
+                 if self.cache == "sqlite" else self.place.restart("mta-sts-daemon"))
+        await asyncio.gather(flush, self.run("postsuper", "-c", str(self.root / "etc"), "-d",
+                                             "ALL", check=False))
         self.log.forget()
         self._time("reset", started)
 

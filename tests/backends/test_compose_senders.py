@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import sqlite3
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 from lab.senders import exim, postfix
@@ -64,25 +66,38 @@ def test_exim_config_trusts_the_lab_ca_and_tries_verification() -> None:
     assert "hosts_require_tls" not in text  # opportunistic: the negative control
 
 
-def test_reset_scripts_compile() -> None:
-    for mta in (postfix, exim):
-        compile(mta.RESET_SCRIPT, f"<reset {mta.__name__}>", "exec")
-
-
-def test_postfix_reset_script_empties_the_resolver_cache(tmp_path: Path) -> None:
+def test_postfix_cache_flush_empties_the_resolver_cache(tmp_path: Path) -> None:
     db = tmp_path / "cache.db"
     con = sqlite3.connect(db)
     with con:
         con.execute("CREATE TABLE sts_policy_cache (domain TEXT, data TEXT)")
         con.execute("INSERT INTO sts_policy_cache VALUES ('victim.test', 'x')")
     con.close()
-    # postsuper fails without an instance here; the cache is emptied first all the same
-    subprocess.run([sys.executable, "-c", postfix.RESET_SCRIPT, str(db), str(tmp_path)],
-                   capture_output=True, check=False, timeout=30)
+    postfix.flush_resolver_cache(str(db))
     con = sqlite3.connect(db)
     rows = con.execute("SELECT COUNT(*) FROM sts_policy_cache").fetchone()[0]
     con.close()
     assert rows == 0
+
+
+def test_reset_functions_run_from_their_own_source(tmp_path: Path) -> None:
+    # the compose place runs them by their source alone in the container's python3
+    db = tmp_path / "cache.db"
+    con = sqlite3.connect(db)
+    with con:
+        con.execute("CREATE TABLE proactive_fetch_ts (ts INTEGER)")
+        con.execute("INSERT INTO proactive_fetch_ts VALUES (1)")
+    con.close()
+    fn = postfix.flush_resolver_cache
+    code = textwrap.dedent(inspect.getsource(fn)) + f"\n{fn.__name__}(*{[str(db)]!r})\n"
+    run = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True,
+                         timeout=60, check=False)
+    assert run.returncode == 0, run.stderr
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT COUNT(*) FROM proactive_fetch_ts").fetchone()[0] == 0
+    con.close()
+    # Exim's spool is the container's: here only that its source stands alone
+    compile(textwrap.dedent(inspect.getsource(exim.empty_spool)), "<empty_spool>", "exec")
 
 
 def test_agent_lines_round_trip() -> None:
