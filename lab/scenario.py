@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import yaml
 
+from lab import known_failures
 from lab.attacks import Attack, load_all
 from lab.checklist import IDS as CHECKLIST_IDS
 from lab.world import (
@@ -473,7 +474,12 @@ def load_file(path: Path, root: Path | None = None) -> Scenario:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ScenarioError(str(path), "", f"cannot read: {exc}") from None
-    return load_text(text, str(path), scenario_id)
+    scenario = load_text(text, str(path), scenario_id)
+    extra = known_failures.by_scenario().get(scenario_id) if root is not None else None
+    if extra:  # lab/known_failures/<sender>.yaml; the scenario's own entries win
+        scenario = dataclasses.replace(scenario, known_failures={**extra,
+                                                                 **scenario.known_failures})
+    return scenario
 
 
 def catalogue_root() -> Path:
