@@ -247,6 +247,10 @@ class Runner:
             obs = await observe(self.events, mark, phase, message.message_id,
                                 own_status=type(sender).own_status,
                                 timeout_s=scenario.timeout_s, grace_s=self.options.grace_s)
+            if await backend.settle():  # lab evidence that lagged the sender's own status
+                obs = await observe(self.events, mark, phase, message.message_id,
+                                    own_status=type(sender).own_status,
+                                    timeout_s=scenario.timeout_s, grace_s=self.options.grace_s)
             verdict = decide(phase, obs, known_failure=known, baseline_ok=baseline_ok)
         except Exception as exc:  # an error is a verdict of its own, with its reason
             verdict = Verdict(ERROR, f"{type(exc).__name__}: {exc}")

@@ -107,6 +107,7 @@ class ComposeBackend(Backend):
         self._pki: LabPKI | None = None
         self._events: EventLog | None = None
         self._pumps: list[asyncio.Task[None]] = []
+        self._cursor: dict[str, int] = {}
         self._started = False
         self.reused = False
         self.bringup_s: float | None = None
@@ -271,17 +272,46 @@ class ComposeBackend(Backend):
         """Long-poll one service's events into the runner's event log."""
         assert self._events is not None
         since = (await client.request("GET", "/events?since=0&wait=0"))["next"]
+        self._cursor[service] = max(since, self._cursor.get(service, 0))
         while True:
             try:
-                batch = await client.events(since, POLL_WAIT_S)
+                batch = await client.events(self._cursor[service], POLL_WAIT_S)
             except ControlError as exc:
                 self._events.emit(RUNNER, "backend-error", {"service": service,
                                                             "error": str(exc)})
                 return
-            for event in batch["events"]:
-                self._events.emit(event["source"], event["kind"],
-                                  {**event["data"], "container": service})
-            since = batch["next"]
+            self._take(service, batch)
+
+    def _take(self, service: str, batch: Mapping[str, Any]) -> int:
+        """Emit the events of a batch not emitted yet (the pump and ``settle`` both read)."""
+        assert self._events is not None
+        cursor, taken = self._cursor.get(service, 0), 0
+        for event in batch["events"]:
+            if int(event.get("seq", cursor)) < cursor:
+                continue
+            self._events.emit(event["source"], event["kind"],
+                              {**event["data"], "container": service})
+            taken += 1
+        self._cursor[service] = max(cursor, int(batch["next"]))
+        return taken
+
+    async def settle(self) -> bool:
+        """Fetch every service's events up to now (a pump may be mid long-poll): the sender's
+        own status arrives through the container log, often before the lab's evidence."""
+        services = getattr(self, "services", None)
+        if not self._pumps or not isinstance(services, ComposeServices):
+            return False
+
+        async def one(service: str, client: ControlClient) -> int:
+            try:
+                return self._take(service, await client.events(self._cursor.get(service, 0),
+                                                               0))
+            except ControlError:
+                return 0
+
+        counts = await asyncio.gather(*(one(s, c) for s, c in services.clients.items()
+                                        if s in self._cursor))
+        return sum(counts) > 0
 
     # -- senders ----------------------------------------------------------------------------
 

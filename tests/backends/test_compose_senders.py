@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import sqlite3
 import subprocess
@@ -106,3 +107,43 @@ def test_agent_lines_round_trip() -> None:
     assert parse_ready("postfix: mtasts-lab-agent: ready ca=ab12") is None
     assert split_line("mta-sts-daemon: 2026 INFO Server started") == \
         ("mta-sts-daemon", "2026 INFO Server started")
+
+
+def _batch(first: int, n: int) -> dict[str, object]:
+    return {"events": [{"seq": first + i, "source": "proxy", "kind": "connect",
+                        "data": {"n": first + i}} for i in range(n)], "next": first + n}
+
+
+def test_compose_settle_brings_in_lagging_events_once(tmp_path: Path) -> None:
+    # The sender's status comes through the container log; the lab's evidence through the
+    # event pumps. settle() fetches what a pump has not delivered yet, and the pump's late
+    # batch then emits nothing twice.
+    from lab.backends.compose import ComposeBackend, ComposeServices
+    from lab.events import EventLog
+
+    class Client:
+        def __init__(self) -> None:
+            self.asked: list[int] = []
+
+        async def events(self, since: int, wait: float) -> dict[str, object]:
+            self.asked.append(since)
+            return _batch(since, 5 - since) if since < 5 else _batch(5, 0)
+
+    async def go() -> tuple[list[int], list[int]]:
+        backend = ComposeBackend(run_dir=tmp_path)
+        backend._events = EventLog()
+        client = Client()
+        backend.services = ComposeServices({"mitm0": client})  # type: ignore[dict-item]
+        backend._pumps = [asyncio.ensure_future(asyncio.sleep(0))]
+        backend._cursor["mitm0"] = 0
+        backend._take("mitm0", _batch(0, 2))  # the pump got two events so far
+        assert await backend.settle() is True
+        assert await backend.settle() is False  # nothing new
+        backend._take("mitm0", _batch(1, 4))  # the pump's late batch overlaps
+        await asyncio.gather(*backend._pumps)
+        seen = [int(e.get("n")) for e in backend._events.since(0)]
+        return seen, client.asked
+
+    seen, asked = asyncio.run(go())
+    assert seen == [0, 1, 2, 3, 4]
+    assert asked == [2, 5]
