@@ -174,7 +174,9 @@ def cmd_list(args: argparse.Namespace) -> int:
                 print(f"{'':<30} options: {opts}")
     elif what == "senders":
         for name, sender_cls in Sender.registry.items():
-            print(f"{name:<16} {', '.join(sender_cls.backends):<18} {sender_cls.summary}")
+            version = sender_cls.version() or "-"
+            print(f"{name:<16} {version:<26} {', '.join(sender_cls.backends):<18} "
+                  f"{sender_cls.summary}")
             for profile in sender_cls.profiles():  # reference:<profile> (docs/VARIANTS.md)
                 print(f"  {name}:{profile}")
     elif what == "backends":

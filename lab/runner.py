@@ -230,6 +230,10 @@ class Runner:
                                 own_status=type(sender).own_status,
                                 timeout_s=scenario.timeout_s, grace_s=self.options.grace_s,
                                 sync=lambda: services_synced(backend.services, self.events))
+            if await backend.settle():  # lab evidence that lagged the sender's own status
+                obs = await observe(self.events, mark, phase, message.message_id,
+                                    own_status=type(sender).own_status,
+                                    timeout_s=scenario.timeout_s, grace_s=self.options.grace_s)
             verdict = decide(phase, obs, known_failure=known, baseline_ok=baseline_ok,
                              primed=primed)
         except Exception as exc:  # an error is a verdict of its own, with its reason

@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from lab import yaml_input
+from lab import known_failures, yaml_input
 from lab.attacks import Attack, load_all
 from lab.checklist import IDS as CHECKLIST_IDS
 from lab.outcomes import LEVELS, OUTCOMES, STATUSES, Level, Status
@@ -487,7 +487,12 @@ def load_file(path: Path, root: Path | None = None) -> Scenario:
         data = yaml_input.read(path)
     except yaml_input.InputError as exc:
         raise ScenarioError(str(path), exc.field, exc.message) from None
-    return parse(data, str(path), scenario_id)
+    scenario = parse(data, str(path), scenario_id)
+    extra = known_failures.by_scenario().get(scenario_id) if root is not None else None
+    if extra:  # lab/known_failures/<sender>.yaml; the scenario's own entries win
+        scenario = dataclasses.replace(scenario, known_failures={**extra,
+                                                                 **scenario.known_failures})
+    return scenario
 
 
 def catalogue_root() -> Path:

@@ -49,6 +49,11 @@ class Backend(Registered):
         """How a sender reaches the lab: DNS, ports, CA, and where to run its programs."""
         raise NotImplementedError
 
+    async def settle(self) -> bool:
+        """Bring in the lab's evidence up to now where it arrives late (compose: events
+        pumped from the containers); True when something new arrived."""
+        return False
+
     async def down(self) -> None:
         """Stop everything ``up`` started and remove what it made. Safe to call twice."""
         raise NotImplementedError

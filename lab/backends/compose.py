@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 
 from lab.backends import compose_docker as cd
 from lab.backends.base import Backend, BackendUnavailable
+from lab.backends.compose_place import ComposePlace
 from lab.control import ControlClient, ControlError, RemoteServices, ca_fingerprint
 from lab.events import RUNNER, EventLog
 from lab.pki import LabPKI
@@ -67,6 +68,7 @@ class ComposeBackend(Backend):
         self._pki: LabPKI | None = None
         self._events: EventLog | None = None
         self._pumps: list[asyncio.Task[None]] = []
+        self._cursor: dict[str, int] = {}
         self._started = False
         self.reused = False
         self.bringup_s: float | None = None
@@ -217,7 +219,7 @@ class ComposeBackend(Backend):
 
     async def _sender_up(self, service: str, ca: str) -> None:
         """Start (or SIGHUP) a sender service; wait for its agent's ready line with this CA."""
-        from lab.senders.compose_mta import READY
+        from lab.senders.agent import READY
 
         ctr = await asyncio.to_thread(cd.container, self.docker, service)
         if ctr is None:
@@ -231,17 +233,46 @@ class ComposeBackend(Backend):
         """Long-poll one service's events into the runner's event log."""
         assert self._events is not None
         since = (await client.request("GET", "/events?since=0&wait=0"))["next"]
+        self._cursor[service] = max(since, self._cursor.get(service, 0))
         while True:
             try:
-                batch = await client.events(since, POLL_WAIT_S)
+                batch = await client.events(self._cursor[service], POLL_WAIT_S)
             except ControlError as exc:
                 self._events.emit(RUNNER, "backend-error", {"service": service,
                                                             "error": str(exc)})
                 return
-            for event in batch["events"]:
-                self._events.emit(event["source"], event["kind"],
-                                  {**event["data"], "container": service})
-            since = batch["next"]
+            self._take(service, batch)
+
+    def _take(self, service: str, batch: Mapping[str, Any]) -> int:
+        """Emit the events of a batch not emitted yet (the pump and ``settle`` both read)."""
+        assert self._events is not None
+        cursor, taken = self._cursor.get(service, 0), 0
+        for event in batch["events"]:
+            if int(event.get("seq", cursor)) < cursor:
+                continue
+            self._events.emit(event["source"], event["kind"],
+                              {**event["data"], "container": service})
+            taken += 1
+        self._cursor[service] = max(cursor, int(batch["next"]))
+        return taken
+
+    async def settle(self) -> bool:
+        """Fetch every service's events up to now (a pump may be mid long-poll): the sender's
+        own status arrives through the container log, often before the lab's evidence."""
+        services = getattr(self, "services", None)
+        if not self._pumps or not isinstance(services, RemoteServices):
+            return False
+
+        async def one(service: str, client: ControlClient) -> int:
+            try:
+                return self._take(service, await client.events(self._cursor.get(service, 0),
+                                                               0))
+            except ControlError:
+                return 0
+
+        counts = await asyncio.gather(*(one(s, c) for s, c in services.clients.items()
+                                        if s in self._cursor))
+        return sum(counts) > 0
 
     # -- senders ----------------------------------------------------------------------------
 
@@ -258,7 +289,8 @@ class ComposeBackend(Backend):
             ca_file=self.run_dir / "pki" / self._pki.ca_file.name, workdir=shared,
             emit=self._events.emit,
             topology=self.topology, backend=self.name,
-            # programs run in the sender's container (adapters use the Docker SDK directly)
+            place=ComposePlace(self.run_dir),
+            # programs run in the sender's container (the `command` sender)
             exec_prefix=(os.environ.get("MTASTS_LAB_DOCKER_CLIENT", "/usr/bin/docker"),
                          "-H", cd.docker_host(), "exec", "-i", self._container_name(service)),
         )

@@ -49,6 +49,7 @@ RUN_DIR = Path(os.environ.get("MTASTS_LAB_RUN_DIR", "/run/mtasts-lab-compose"))
 SUBNET = "10.254.0.0/24"
 LAB_IMAGE = "mtasts-lab/lab:latest"
 SENDER_IMAGES = {"postfix": "mtasts-lab/postfix:latest", "exim": "mtasts-lab/exim:latest"}
+SENDER_PROFILES = {"exim": "exim"}
 
 
 class DockerUnavailable(Exception):

@@ -39,6 +39,7 @@ from lab.backends.netns_net import (
     can_unshare_net,
     client_socket,
 )
+from lab.backends.netns_place import NetnsPlace
 from lab.backends.netns_state import ProcRef, RunState
 from lab.backends.netns_state import cleanup_leftovers as _cleanup_leftovers
 from lab.backends.services import LabServices, ServiceSockets
@@ -185,6 +186,7 @@ class NetnsBackend(Backend):
             ca_file=self._pki.ca_file, workdir=workdir, emit=self._events.emit,
             topology=self.topology, backend=self.name,
             exec_prefix=("ip", "netns", "exec", self.sender_netns),
+            place=NetnsPlace(self.sender_netns, logs=workdir),
         )
 
     async def down(self) -> None:

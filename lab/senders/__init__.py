@@ -9,8 +9,8 @@ from lab.senders.base import OutgoingMessage, Sender, SenderEnv
 
 __all__ = ["OutgoingMessage", "Sender", "SenderEnv", "is_known", "known_names", "load_all"]
 
-_HELPERS = {"base", "certnames", "compose_mta", "compose_postfix", "dane", "dnsclient",
-            "mtasts", "own", "policy_fetch", "postfix_log", "profiles", "smtp_client"}
+_HELPERS = {"agent", "base", "certnames", "dane", "dnsclient", "mta", "mtasts", "own",
+            "place", "policy_fetch", "postfix_log", "profiles", "smtp_client"}
 
 
 def load_all() -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from lab.events import Emit
 from lab.outcomes import Status
@@ -60,6 +60,8 @@ class SenderEnv:
     backend: str = "loopback"
     exec_prefix: tuple[str, ...] = ()
     """Prefix that runs a program where the sender lives (netns: ``ip netns exec NAME``)."""
+    place: Any = None
+    """Where a real MTA runs (a ``lab.senders.place.Place``; None where the backend has none)."""
 
 
 class Sender(Registered):
@@ -80,6 +82,11 @@ class Sender(Registered):
     def check(cls) -> list[str]:
         """What is missing on this machine for this sender (empty: it can run)."""
         return []
+
+    @classmethod
+    def version(cls) -> str:
+        """The program's version as installed here ('' where it has none of its own)."""
+        return ""
 
     async def start(self, env: SenderEnv) -> None:
         raise NotImplementedError

@@ -5,26 +5,44 @@ tries TLS and verification (``tls_try_verify_hosts = *``) but delivers anyway wh
 is missing or the certificate does not verify. The lab must catch that: Exim passes the
 baselines and fails every enforce-mode attack.
 
-It runs on the ``compose`` backend only (the package conflicts with postfix on a host). The
-agent in the container (``lab.senders.compose_mta``) writes ``exim_config()`` to
-``/etc/exim4/exim4.conf`` and runs ``exim4 -bdf -q2s``; its main log is relayed to the
-container's stdout, which this adapter reads as it is written (``EximLog``).
+It runs on the ``compose`` backend only (the package conflicts with postfix on a host). Where
+it runs (the container, whose agent calls ``prepare`` and ``daemons``), ``exim_config()`` goes
+to ``/etc/exim4/exim4.conf`` and ``exim4 -bdf -q2s`` runs; its main log is followed
+(``tail -F``) and read as it is written (``EximLog``).
 """
 
 from __future__ import annotations
 
+import os
 import re
-import time
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lab.events import SENDER
-from lab.senders.base import BOUNCED, DEFERRED, SENT, OutgoingMessage, Sender, SenderEnv
-from lab.senders.compose_mta import ComposeMtaSender
+from lab.senders.base import BOUNCED, DEFERRED, SENT, OutgoingMessage
+from lab.senders.mta import MtaSender
+from lab.senders.place import Daemon
 
 CONFIG_PATH = Path("/etc/exim4/exim4.conf")
 CA_PATH = Path("/etc/exim4/lab-ca.pem")
 MAINLOG = Path("/var/log/exim4/mainlog")
+SPOOL = Path("/var/spool/exim4")
+IMAGE = "mtasts-lab/exim:latest"
+
+def empty_spool() -> None:
+    """Empty the queue and Exim's hints (retry) databases. Runs where Exim runs
+    (``Place.call``): self-contained."""
+    import os
+    import shutil
+
+    for d in ("input", "msglog", "db"):
+        path = os.path.join("/var/spool/exim4", d)
+        for child in os.listdir(path) if os.path.isdir(path) else []:
+            full = os.path.join(path, child)
+            if os.path.isdir(full):
+                shutil.rmtree(full, ignore_errors=True)
+            else:
+                os.unlink(full)
 
 
 def exim_config(ca_file: Path = CA_PATH) -> str:
@@ -143,71 +161,65 @@ class EximLog:
         return mid_of, EximStatus(mid_of, qid, status, reason, mx, line)
 
 
-class EximSender(ComposeMtaSender, Sender):
+class EximSender(MtaSender):
     name = "exim"
     summary = ("Exim 4 (Debian exim4-daemon-light) in a container: no MTA-STS client, "
                "a real-MTA negative control (compose backend)")
-    own_status = True
     backends = ("compose",)
-    service = "exim"
-    profile = "exim"
 
     @classmethod
     def check(cls) -> list[str]:
-        from lab.backends import compose_docker as cd
+        return []  # nothing on this host: it runs in its image (the compose place checks it)
 
-        try:
-            docker = cd.client()
-        except cd.DockerUnavailable as exc:
-            return [str(exc)]
-        try:
-            docker.images.get(cd.SENDER_IMAGES["exim"])
-        except Exception:
-            return [f"image {cd.SENDER_IMAGES['exim']} (scripts/build-images)"]
-        finally:
-            docker.close()
-        return []
+    @classmethod
+    def version(cls) -> str:
+        return "4 (its image)"
 
     def __init__(self) -> None:
-        self.env: SenderEnv | None = None
+        super().__init__()
         self.log = EximLog()
-        self._compose_init()
 
-    async def start(self, env: SenderEnv) -> None:
-        if env.backend not in self.backends:
-            raise RuntimeError(f"exim runs on the compose backend, not {env.backend}")
-        await self._compose_start(env)
+    def prepare(self, root: Path, ca_file: Path) -> None:
+        for d in ("input", "msglog", "db"):
+            shutil.rmtree(SPOOL / d, ignore_errors=True)
+        shutil.copyfile(ca_file, CA_PATH)
+        os.chmod(CA_PATH, 0o644)
+        CONFIG_PATH.write_text(exim_config())
+        MAINLOG.parent.mkdir(parents=True, exist_ok=True)
+        MAINLOG.touch()
+        shutil.chown(MAINLOG, "Debian-exim", "adm")
 
-    def _on_line(self, line: str) -> None:
-        assert self.env is not None
+    def daemons(self, root: Path) -> list[Daemon]:
+        return [Daemon("exim", ("tail", "-n0", "-F", str(MAINLOG)), ready="daemon started"),
+                Daemon("exim-daemon", ("/usr/sbin/exim4", "-bdf", "-q2s"))]
+
+    def on_line(self, tag: str, line: str) -> None:
+        if tag != "exim":
+            return
         mid, status = self.log.feed(line)
         if mid is None:
             return
-        qid = self.log_qid(mid)
-        self.env.emit(SENDER, "log", {"line": line, "message_id": mid, "queue_id": qid,
-                                      "sender": self.name})
+        self.emit_log(line, mid, self.log_qid(mid))
         if status is not None:
-            self._status_t.pop(mid, None)
-            self._emit_status(mid, status.status, status.reason, mx=status.mx,
-                              queue_id=status.queue_id, log_line=status.log_line)
+            self.emit_status(mid, status.status, status.reason, mx=status.mx,
+                             queue_id=status.queue_id, log_line=status.log_line)
 
     def log_qid(self, mid: str) -> str:
         return next((q for q, m in self.log.qid_to_mid.items() if m == mid), "")
 
-    async def _drop(self, queue_id: str) -> None:
+    async def drop(self, queue_id: str) -> None:
         # Exim may still hold the message open right after the deferral: -Mrm retries itself
-        await self._exec(["sh", "-c", '/usr/sbin/exim4 -Mrm "$1" >/dev/null 2>&1 || true',
-                          "sh", queue_id])
+        await self.run("sh", "-c", '/usr/sbin/exim4 -Mrm "$1" >/dev/null 2>&1 || true',
+                       "sh", queue_id, check=False)
 
     async def reset(self) -> None:
-        await self._compose_reset()
+        await self.settle()
+        assert self.place is not None
+        await self.place.call(empty_spool)
         self.log.forget()
 
     async def inject(self, message: OutgoingMessage) -> None:
         self.log.expect(message.message_id)
-        self._status_t[message.message_id] = time.monotonic()
-        await self._inject_file(message, ["/usr/sbin/exim4", "-f", message.mail_from, "-i",
-                                          "--", message.rcpt_to])
-
-    async def close(self) -> None:
-        await self._compose_close()
+        self.injected(message.message_id)
+        await self.run("/usr/sbin/exim4", "-f", message.mail_from, "-i", "--",
+                       message.rcpt_to, stdin=message.as_bytes())

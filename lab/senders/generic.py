@@ -34,7 +34,6 @@ import asyncio
 import contextlib
 import os
 import shlex
-import socket
 import time
 from collections.abc import Coroutine
 from pathlib import Path
@@ -42,6 +41,7 @@ from typing import Any
 
 from lab.events import SENDER
 from lab.senders.base import OutgoingMessage, Sender, SenderEnv
+from lab.senders.place import Place
 
 SUBMIT_TIMEOUT_S = 30.0
 
@@ -95,18 +95,10 @@ class SmtpSubmitSender(Sender):
 
     async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         assert self.env is not None
-        netns = self.env.topology.extra.get("sender_netns")
-        if not netns:
-            return await asyncio.open_connection(self.host, self.port)
-        from lab.backends.netns_net import client_socket
-
-        sock: socket.socket = client_socket(netns)
-        try:
-            await asyncio.get_running_loop().sock_connect(sock, (self.host, self.port))
-        except BaseException:
-            sock.close()
-            raise
-        return await asyncio.open_connection(sock=sock)
+        place = self.env.place
+        if isinstance(place, Place) and place.local:  # netns: from the sender's namespace
+            return await place.open_connection(self.host, self.port)
+        return await asyncio.open_connection(self.host, self.port)
 
     async def inject(self, message: OutgoingMessage) -> None:
         assert self.env is not None

@@ -1,9 +1,18 @@
-"""The compose senders' pure parts (no Docker): Exim's log, the agent's reset snippets."""
+"""The real senders' pure parts (no Docker): Exim's log, the reset scripts, the agent's lines."""
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from lab.senders import exim, postfix
+from lab.senders.agent import parse_ready, split_line
 from lab.senders.base import BOUNCED, DEFERRED, SENT
-from lab.senders.compose_mta import RESET_SNIPPET
 from lab.senders.exim import EximLog, exim_config
 
 MID = "<269f95381be64a55bed42a742ba0af14@sender.test>"
@@ -58,6 +67,83 @@ def test_exim_config_trusts_the_lab_ca_and_tries_verification() -> None:
     assert "hosts_require_tls" not in text  # opportunistic: the negative control
 
 
-def test_reset_snippets_compile() -> None:
-    for mta, code in RESET_SNIPPET.items():
-        compile(code, f"<reset {mta}>", "exec")
+def test_postfix_cache_flush_empties_the_resolver_cache(tmp_path: Path) -> None:
+    db = tmp_path / "cache.db"
+    con = sqlite3.connect(db)
+    with con:
+        con.execute("CREATE TABLE sts_policy_cache (domain TEXT, data TEXT)")
+        con.execute("INSERT INTO sts_policy_cache VALUES ('victim.test', 'x')")
+    con.close()
+    postfix.flush_resolver_cache(str(db))
+    con = sqlite3.connect(db)
+    rows = con.execute("SELECT COUNT(*) FROM sts_policy_cache").fetchone()[0]
+    con.close()
+    assert rows == 0
+
+
+def test_reset_functions_run_from_their_own_source(tmp_path: Path) -> None:
+    # the compose place runs them by their source alone in the container's python3
+    db = tmp_path / "cache.db"
+    con = sqlite3.connect(db)
+    with con:
+        con.execute("CREATE TABLE proactive_fetch_ts (ts INTEGER)")
+        con.execute("INSERT INTO proactive_fetch_ts VALUES (1)")
+    con.close()
+    fn = postfix.flush_resolver_cache
+    code = textwrap.dedent(inspect.getsource(fn)) + f"\n{fn.__name__}(*{[str(db)]!r})\n"
+    run = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True,
+                         timeout=60, check=False)
+    assert run.returncode == 0, run.stderr
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT COUNT(*) FROM proactive_fetch_ts").fetchone()[0] == 0
+    con.close()
+    # Exim's spool is the container's: here only that its source stands alone
+    compile(textwrap.dedent(inspect.getsource(exim.empty_spool)), "<empty_spool>", "exec")
+
+
+def test_agent_lines_round_trip() -> None:
+    assert parse_ready("mtasts-lab-agent: ready ca=ab12 root=/var/lib/mtasts-lab/postfix "
+                       "start=9f") == ("ab12", "/var/lib/mtasts-lab/postfix", "9f")
+    assert parse_ready("postfix: mtasts-lab-agent: ready ca=ab12") is None
+    assert split_line("mta-sts-daemon: 2026 INFO Server started") == \
+        ("mta-sts-daemon", "2026 INFO Server started")
+
+
+def _batch(first: int, n: int) -> dict[str, object]:
+    return {"events": [{"seq": first + i, "source": "proxy", "kind": "connect",
+                        "data": {"n": first + i}} for i in range(n)], "next": first + n}
+
+
+def test_compose_settle_brings_in_lagging_events_once(tmp_path: Path) -> None:
+    # The sender's status comes through the container log; the lab's evidence through the
+    # event pumps. settle() fetches what a pump has not delivered yet, and the pump's late
+    # batch then emits nothing twice.
+    from lab.backends.compose import ComposeBackend, ComposeServices
+    from lab.events import EventLog
+
+    class Client:
+        def __init__(self) -> None:
+            self.asked: list[int] = []
+
+        async def events(self, since: int, wait: float) -> dict[str, object]:
+            self.asked.append(since)
+            return _batch(since, 5 - since) if since < 5 else _batch(5, 0)
+
+    async def go() -> tuple[list[int], list[int]]:
+        backend = ComposeBackend(run_dir=tmp_path)
+        backend._events = EventLog()
+        client = Client()
+        backend.services = ComposeServices({"mitm0": client})  # type: ignore[dict-item]
+        backend._pumps = [asyncio.ensure_future(asyncio.sleep(0))]
+        backend._cursor["mitm0"] = 0
+        backend._take("mitm0", _batch(0, 2))  # the pump got two events so far
+        assert await backend.settle() is True
+        assert await backend.settle() is False  # nothing new
+        backend._take("mitm0", _batch(1, 4))  # the pump's late batch overlaps
+        await asyncio.gather(*backend._pumps)
+        seen = [int(e.get("n")) for e in backend._events.since(0)]
+        return seen, client.asked
+
+    seen, asked = asyncio.run(go())
+    assert seen == [0, 1, 2, 3, 4]
+    assert asked == [2, 5]
