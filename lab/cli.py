@@ -110,9 +110,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     junit_out = _writable(args.junit, "--junit")
     html_out = _writable(args.html, "--html")
     sender_options = _sender_options(args.sender_opt, sender_names)
+    for name in sender_names:  # a sender's own check of its options (placeholders, ports)
+        check_options = getattr(Sender.registry.get(name), "check_options", None)
+        if check_options is not None and (problem := check_options(sender_options)):
+            raise UsageError(f"--sender {name}: {problem}")
+    if args.timeout is not None and not 0 < args.timeout <= 3600:
+        raise UsageError(f"--timeout {args.timeout:g}: expected seconds in (0, 3600]")
     phases = sum(len(s.phases) + (1 if s.baseline else 0) for s in scenarios)
     options = RunOptions(backend=args.backend, senders=sender_names, grace_s=args.grace,
-                         keep_run_dir=args.keep, sender_options=sender_options)
+                         keep_run_dir=args.keep, sender_options=sender_options,
+                         timeout_s=args.timeout)
     records = asyncio.run(run_catalogue(scenarios, options,
                                         _progress(phases * len(sender_names), args.quiet,
                                                   args.show),
@@ -304,6 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--sender-opt", action="append", default=[], metavar="KEY=VALUE",
                      help="option for the senders that take it, e.g. host=127.0.0.1 for "
                           "--sender smtp, cmd='...' for --sender command (repeatable)")
+    run.add_argument("--timeout", type=float, metavar="SECONDS",
+                     help="per-phase timeout for every scenario (default: each scenario's own)")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     run.set_defaults(func=cmd_run)
 

@@ -78,6 +78,8 @@ class RunOptions:
     keep_run_dir: bool = False
     sender_options: dict[str, str] = field(default_factory=dict)
     """KEY=VALUE options handed to each sender whose constructor takes KEY."""
+    timeout_s: float | None = None
+    """Overrides every scenario's timeout (``run --timeout``)."""
 
 
 Progress = Callable[[Record], None]
@@ -246,7 +248,8 @@ class Runner:
             await sender.inject(message)
             obs = await observe(self.events, mark, phase, message.message_id,
                                 own_status=type(sender).own_status,
-                                timeout_s=scenario.timeout_s, grace_s=self.options.grace_s)
+                                timeout_s=self.options.timeout_s or scenario.timeout_s,
+                                grace_s=self.options.grace_s)
             verdict = decide(phase, obs, known_failure=known, baseline_ok=baseline_ok)
         except Exception as exc:  # an error is a verdict of its own, with its reason
             verdict = Verdict(ERROR, f"{type(exc).__name__}: {exc}")
