@@ -11,7 +11,7 @@ import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
-from lab import __version__, backends, report, senders
+from lab import __version__, backends, expectations, report, senders
 from lab.attacks import Attack, load_all
 from lab.backends.base import Backend
 from lab.narrate import narrate
@@ -116,10 +116,19 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise UsageError(f"--sender {name}: {problem}")
     if args.timeout is not None and not 0 < args.timeout <= 3600:
         raise UsageError(f"--timeout {args.timeout:g}: expected seconds in (0, 3600]")
+    expect = None
+    if args.expect:
+        root = Path(args.scenarios_dir) if args.scenarios_dir else catalogue_root()
+        try:
+            expect = expectations.load(Path(args.expect), [s.id for s in load_catalogue(root)])
+        except expectations.ExpectationsError as exc:
+            raise UsageError(f"--expect {exc}") from None
+        scenarios = expect.apply(scenarios, sender_names)
     phases = sum(len(s.phases) + (1 if s.baseline else 0) for s in scenarios)
     options = RunOptions(backend=args.backend, senders=sender_names, grace_s=args.grace,
                          keep_run_dir=args.keep, sender_options=sender_options,
-                         timeout_s=args.timeout)
+                         timeout_s=args.timeout,
+                         skip=dict(expect.skip) if expect else {})
     records = asyncio.run(run_catalogue(scenarios, options,
                                         _progress(phases * len(sender_names), args.quiet,
                                                   args.show),
@@ -311,6 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--sender-opt", action="append", default=[], metavar="KEY=VALUE",
                      help="option for the senders that take it, e.g. host=127.0.0.1 for "
                           "--sender smtp, cmd='...' for --sender command (repeatable)")
+    run.add_argument("--expect", metavar="FILE",
+                     help="YAML: known_failures and skip, scenario id -> reason, for a sender "
+                          "the catalogue does not know")
     run.add_argument("--timeout", type=float, metavar="SECONDS",
                      help="per-phase timeout for every scenario (default: each scenario's own)")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress lines")

@@ -80,6 +80,8 @@ class RunOptions:
     """KEY=VALUE options handed to each sender whose constructor takes KEY."""
     timeout_s: float | None = None
     """Overrides every scenario's timeout (``run --timeout``)."""
+    skip: dict[str, str] = field(default_factory=dict)
+    """Scenario id -> reason: reported as skipped (``run --expect``)."""
 
 
 Progress = Callable[[Record], None]
@@ -235,6 +237,8 @@ class Runner:
         started = time.monotonic()
         missing = scenario_missing(scenario, backend) if phase.name == "baseline" else \
             attacks_missing(phase.attacks, backend)
+        if scenario.id in self.options.skip:
+            missing = [self.options.skip[scenario.id]]
         if missing:
             return self._skip(sender, scenario, phase, missing)
         message = OutgoingMessage.probe(phase.rcpt, scenario.id, phase.name)
