@@ -35,19 +35,24 @@ class PlaceholderError(ValueError):
     """A command names a placeholder the lab does not fill, or is malformed."""
 
 
+def _one_line(text: str) -> str:
+    return text.encode("unicode_escape").decode("ascii")
+
+
 def fields(template: str) -> list[str]:
     """The placeholder names in ``template``; PlaceholderError for a malformed one."""
     try:
         parsed = list(string.Formatter().parse(template))
     except ValueError as exc:
-        raise PlaceholderError(f"{template!r}: {exc}") from None
+        raise PlaceholderError(f"{_one_line(template)}: {exc}") from None
     names = []
     for _, name, spec, conv in parsed:
         if name is None:
             continue
         if spec or conv or not name:
-            raise PlaceholderError(f"{{{name}}}: placeholders take no format spec or "
-                                   "conversion (write {{ and }} for literal braces)")
+            raise PlaceholderError(f"{{{_one_line(name)}}}: a placeholder is a known name, "
+                                   "without format spec or conversion (write {{ and }} for "
+                                   "literal braces)")
         names.append(name)
     return names
 
@@ -56,7 +61,7 @@ def check(template: str) -> None:
     """PlaceholderError naming the first placeholder the lab does not fill."""
     for name in fields(template):
         if name not in PLACEHOLDERS:
-            raise PlaceholderError(f"unknown placeholder {{{name}}} (known: "
+            raise PlaceholderError(f"unknown placeholder {{{_one_line(name)}}} (known: "
                                    f"{', '.join('{' + k + '}' for k in PLACEHOLDERS)})")
 
 

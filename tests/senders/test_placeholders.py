@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from lab.cli import main
 from lab.events import EventLog
@@ -59,7 +61,7 @@ def test_every_placeholder_filled_and_exported(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("cmd, message", [
     ("swaks --server {mx} --tls-ca-path {cafile}", "unknown placeholder {cafile}"),
-    ("echo {rcpt!r}", "no format spec or conversion"),
+    ("echo {rcpt!r}", "without format spec or conversion"),
     ("echo {rcpt", "expected '}'"),
     ("echo 'open", "No closing quotation"),
 ])
@@ -101,3 +103,15 @@ def test_document_holds_the_generated_table() -> None:
     doc = (ROOT / "docs" / "BRING-YOUR-OWN-MTA.md").read_text()
     start = doc.index("-->\n", doc.index("<!-- placeholders:")) + 4
     assert doc[start:doc.index("<!-- end placeholders -->")] == table()
+
+
+@given(st.text(max_size=60))
+def test_any_template_is_checked_or_refused(template: str) -> None:
+    try:
+        placeholders.check(template)
+    except placeholders.PlaceholderError as exc:
+        assert "\n" not in str(exc)  # one line, whatever the template
+        return
+    assert set(placeholders.fields(template)) <= placeholders.PLACEHOLDERS.keys()
+    # a checked template always fills: no KeyError or ValueError in the middle of a run
+    placeholders.fill(template, dict.fromkeys(placeholders.PLACEHOLDERS, "v"))
