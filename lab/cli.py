@@ -120,7 +120,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.expect:
         root = Path(args.scenarios_dir) if args.scenarios_dir else catalogue_root()
         try:
-            expect = expectations.load(Path(args.expect), [s.id for s in load_catalogue(root)])
+            expect = expectations.load(Path(args.expect), load_catalogue(root))
         except expectations.ExpectationsError as exc:
             raise UsageError(f"--expect {exc}") from None
         scenarios = expect.apply(scenarios, sender_names)

@@ -50,8 +50,9 @@ class Expectations:
         return out
 
 
-def load(path: Path, known_ids: Iterable[str]) -> Expectations:
-    known = set(known_ids)
+def load(path: Path, catalogue: Iterable[Scenario]) -> Expectations:
+    by_id = {s.id: s for s in catalogue}
+    known = set(by_id)
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -79,6 +80,10 @@ def load(path: Path, known_ids: Iterable[str]) -> Expectations:
                                     "(see mtasts-lab list scenarios)")
             if not isinstance(reason, str) or not reason.strip() or "\n" in reason.strip():
                 raise ExpectationsError(f"{path}: {name}.{sid}: expected a one-line reason")
+            if name == "known_failures" and not any(p.is_attack
+                                                    for p in by_id[sid].phases):
+                raise ExpectationsError(f"{path}: {name}.{sid}: no attack phase (a known "
+                                        "failure applies to attack phases; use skip)")
         parts[name] = {sid: reason.strip() for sid, reason in entries.items()}
     both = set(parts["known_failures"]) & set(parts["skip"])
     if both:

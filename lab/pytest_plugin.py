@@ -84,7 +84,7 @@ class LabFile(pytest.File):
 
         expect = self.settings.get("expect")
         self.expectations = (load(self.path.parent / str(expect),
-                                  [s.id for s in load_catalogue()])
+                                  load_catalogue())
                              if expect else Expectations())
         return self.expectations.apply(scenarios, [self.sender])
 
