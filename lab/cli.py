@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lab import __version__, backends, checklist, report, senders, shard
+from lab import __version__, backends, checklist, expectations, report, senders, shard
 from lab.attacks import Attack, load_all
 from lab.backends.base import Backend
 from lab.cli_checks import EXIT_USAGE, Parser, UsageError, jobs, outputs, positive_seconds, seconds
@@ -100,6 +100,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     outs = outputs(args)
     json_out, junit_out, html_out = outs["json"], outs["junit"], outs["html"]
     sender_options = _sender_options(args.sender_opt, sender_names)
+    for name in sender_names:  # a sender's own check of its options (placeholders, ports)
+        check_options = getattr(Sender.registry.get(name), "check_options", None)
+        if check_options is not None and (problem := check_options(sender_options)):
+            raise UsageError(f"--sender {name}: {problem}")
+    if args.timeout is not None and not 0 < args.timeout <= 3600:
+        raise UsageError(f"--timeout {args.timeout:g}: expected seconds in (0, 3600]")
+    expect = None
+    if args.expect:
+        root = Path(args.scenarios_dir) if args.scenarios_dir else catalogue_root()
+        try:
+            expect = expectations.load(Path(args.expect), load_catalogue(root))
+        except expectations.ExpectationsError as exc:
+            raise UsageError(f"--expect {exc}") from None
+        scenarios = expect.apply(scenarios, sender_names)
     spec = shard.parse(args.shard) if args.shard is not None else None
     work = shard.work(spec, scenarios, sender_names)
     phases = sum(len(s.phases) + (1 if s.baseline else 0)
@@ -108,7 +122,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     records: list[Record] = []
     for group in shard.sender_groups(work):
         options = RunOptions(backend=args.backend, senders=group, grace_s=args.grace,
-                             keep_run_dir=args.keep, sender_options=sender_options)
+                             keep_run_dir=args.keep, sender_options=sender_options,
+                             timeout_s=args.timeout,
+                             skip=dict(expect.skip) if expect else {})
         records += asyncio.run(run_catalogue(work[group[0]], options, progress,
                                              jobs=args.jobs))
     code = args.result_code = exit_code(records)
@@ -323,6 +339,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--sender-opt", action="append", default=[], metavar="KEY=VALUE",
                      help="option for the senders that take it, e.g. host=127.0.0.1 for "
                           "--sender smtp, cmd='...' for --sender command (repeatable)")
+    run.add_argument("--expect", metavar="FILE",
+                     help="YAML: known_failures and skip, scenario id -> reason, for a sender "
+                          "the catalogue does not know")
+    run.add_argument("--timeout", type=float, metavar="SECONDS",
+                     help="per-phase timeout for every scenario (default: each scenario's own)")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     run.add_argument("--shard", metavar="K/N",
                      help="run only shard K of N of the (scenario, sender) pairs, a slice "

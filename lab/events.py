@@ -172,6 +172,10 @@ _TABLE: tuple[tuple[str, str, str, str], ...] = (
     (SENDER, "submitted", "message_id reply to sender", "a message handed over by SMTP"),
     (SENDER, "started", "message_id argv pid sender", "a command sender's program started"),
     (SENDER, "exit", "message_id returncode sender duration_s", "that program ended"),
+    (SENDER, "finished", "message_id returncode sender",
+     "a program that was the sender (done=exit) ended: only the grace window is left"),
+    (SENDER, "lab", "sender ca_file dns_host dns_port mx_host mx_hosts mx_port mx https_port "
+     "workdir", "what a foreign sender is told about the lab (its placeholders)"),
     (RUNNER, "inject", "scenario phase message_id", "the runner handed the sender a message"),
     (RUNNER, "backend-up", "backend runid reused bringup_s", "the backend is up"),
     (RUNNER, "backend-error", "service error", "a compose service stopped answering"),

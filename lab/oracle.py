@@ -78,7 +78,9 @@ async def observe(log: EventLog, mark: int, phase: Phase, message_id: str, *,
     def decided(events: list[Event]) -> bool:
         if own_status:
             return _status(events, message_id) is not None
-        return bool(_receipts(events, message_id))
+        # a foreign program that was the sender has exited: only the grace window is left
+        return bool(_receipts(events, message_id)
+                    or _for_message(events, SENDER, "finished", message_id))
 
     if own_status:
         in_time = await wait_reported(log, decided, mark, deadline, "the sender's status")
@@ -93,10 +95,12 @@ async def observe(log: EventLog, mark: int, phase: Phase, message_id: str, *,
     elif not own_status and not _receipts(events, message_id):
         # judged from the lab's side: after the last connection closed, allow a grace window
         # for fallback retries (some senders retry in plaintext after a failed handshake)
-        closes = [e for e in log.since(mark) if e.source == PROXY and e.kind == "close"]
+        closes = [e for e in log.since(mark) if (e.source == PROXY and e.kind == "close")
+                  or (e.source == SENDER and e.kind == "finished"
+                      and e.get("message_id") == message_id)]
         if closes:
             await log.wait_for(lambda ev: _receipts(ev, message_id), mark,
-                               min(deadline, closes[-1].t + grace_s))
+                               min(deadline, max(e.t for e in closes) + grace_s))
     # the phase's own SMTP sessions end with their transcripts: wait for them
     await sessions_closed(log, mark)
     events = _own_sessions(log.since(mark))

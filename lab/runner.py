@@ -85,6 +85,10 @@ class RunOptions:
     keep_run_dir: bool = False
     sender_options: dict[str, str] = field(default_factory=dict)
     """KEY=VALUE options handed to each sender whose constructor takes KEY."""
+    timeout_s: float | None = None
+    """Overrides every scenario's timeout (``run --timeout``)."""
+    skip: dict[str, str] = field(default_factory=dict)
+    """Scenario id -> reason: reported as skipped (``run --expect``)."""
 
 
 Progress = Callable[[Record], None]
@@ -213,6 +217,8 @@ class Runner:
         started = time.monotonic()
         missing = scenario_missing(scenario, backend) if phase.name == "baseline" else \
             attacks_missing(phase.attacks, backend)
+        if scenario.id in self.options.skip:
+            missing = [self.options.skip[scenario.id]]
         if missing:
             return self._skip(sender, scenario, phase, missing)
         message = OutgoingMessage.probe(phase.rcpt, scenario.id, phase.name)
@@ -228,12 +234,14 @@ class Runner:
             await sender.inject(message)
             obs = await observe(self.events, mark, phase, message.message_id,
                                 own_status=type(sender).own_status,
-                                timeout_s=scenario.timeout_s, grace_s=self.options.grace_s,
+                                timeout_s=self.options.timeout_s or scenario.timeout_s,
+                                grace_s=self.options.grace_s,
                                 sync=lambda: services_synced(backend.services, self.events))
             if await backend.settle():  # lab evidence that lagged the sender's own status
                 obs = await observe(self.events, mark, phase, message.message_id,
                                     own_status=type(sender).own_status,
-                                    timeout_s=scenario.timeout_s, grace_s=self.options.grace_s)
+                                    timeout_s=self.options.timeout_s or scenario.timeout_s,
+                                    grace_s=self.options.grace_s)
             verdict = decide(phase, obs, known_failure=known, baseline_ok=baseline_ok,
                              primed=primed)
         except Exception as exc:  # an error is a verdict of its own, with its reason

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shlex
 import shutil
 import signal
 import tempfile
@@ -14,6 +15,8 @@ from lab.events import Event, EventLog
 from lab.narrate import step
 from lab.pki import LabPKI
 from lab.scenario import Phase, Scenario
+from lab.senders import placeholders
+from lab.senders.base import SenderEnv
 from lab.world_setup import publish, service_config
 
 
@@ -33,10 +36,40 @@ def describe(scenario: Scenario, phase: Phase, backend: Backend, run_dir: Path,
         lines.append(f"  domain {domain.name}: MX {', '.join(domain.mx) or '(none)'}; "
                      + (f"policy {policy.mode} at https://{domain.policy_host}"
                         "/.well-known/mta-sts.txt" if policy else "no policy"))
+    lines += addresses(scenario, phase, backend)
     attacks = ", ".join(a.name for a in phase.attacks) or "none"
-    lines += [f"  attacks          {attacks}",
+    lines += [f"  attacks          {attacks}", *swaks_lines(phase, env, ca_file),
               f"  send a message to {phase.rcpt}; what happens is printed below. Ctrl-C ends."]
     return "\n".join(lines)
+
+
+SWAKS = "swaks --server {mx} --to {rcpt} --from {from} --helo sender.test"
+SWAKS_TLS = {"strict": "--tls --tls-verify --tls-ca-path {ca_file}",
+             "opportunistic": "--tls-optional"}
+
+
+def addresses(scenario: Scenario, phase: Phase, backend: Backend) -> list[str]:
+    t = backend.topology
+    netns = t.extra.get("sender_netns")
+    out = [f"  sender runs in   network namespace {netns} (ip netns exec {netns} ...)"
+           if netns else "  sender runs in   this host's loopback (no namespace)",
+           f"  policy hosts     {t.policy} port {t.https_port}   attacker {t.attacker}"]
+    for i, host in enumerate(phase.world.mx_hosts()):
+        if i < len(t.mx_fronts):
+            out.append(f"  MX {host}: {t.mx_fronts[i]} port {t.smtp_port} (on-path proxy) "
+                       f"-> genuine MX {t.mx_backs[i]}")
+    return out
+
+
+def swaks_lines(phase: Phase, env: SenderEnv, ca_file: Path) -> list[str]:
+    """Paste-ready swaks lines (they go to the first MX: swaks does no MX lookup itself)."""
+    vals = {**placeholders.run_values(env), "ca_file": str(ca_file), "rcpt": phase.rcpt,
+            "from": "probe@sender.test"}
+    out = []
+    for kind, tls in SWAKS_TLS.items():
+        words = [placeholders.fill(w, vals) for w in shlex.split(f"{SWAKS} {tls}")]
+        out.append(f"  swaks, {kind + ':':<14} {shlex.join([*env.exec_prefix, *words])}")
+    return out
 
 
 async def serve_world(backend_name: str, scenario: Scenario, phase: Phase,

@@ -16,14 +16,19 @@ under test runs there), elsewhere from the lab's own process.
 per probe, in the background. Options:
 
     cmd      MTASTS_LAB_COMMAND          required, e.g.
-             "swaks --to {rcpt} --from {from} --data {message_file} --tls"
+             "swaks --server {mx} --to {rcpt} --from {from} --data {message_file} --tls"
     timeout  MTASTS_LAB_COMMAND_TIMEOUT  seconds, default 120
+    done     MTASTS_LAB_COMMAND_DONE     "exit" (default: the program is the sender; its phase
+             ends when it has exited and the grace window has passed) or "timeout" (it hands
+             the message to an MTA; the phase waits for a receipt up to the scenario timeout)
 
-The command line is split like a shell would (``shlex``; no shell runs) and each word has
-``{rcpt}``, ``{from}``, ``{message_file}`` (the RFC 5322 message, CRLF line ends) and
-``{message_id}`` filled in. Its output lines become ``("sender", "log")`` events and its exit
-``("sender", "exit", {returncode})``: evidence only, as the lab cannot know what a foreign
-program's exit code means.
+The command line is split like a shell would (``shlex``; no shell runs) and each word has its
+placeholders filled in (``lab.senders.placeholders``: recipient, message file, Message-ID, CA
+file, DNS and MX addresses); the program also gets them as ``MTASTS_LAB_*`` environment
+variables. An unknown placeholder is refused before the run. Its output lines become
+``("sender", "log")`` events and its exit ``("sender", "exit", {returncode})``, plus
+``("sender", "finished")`` under ``done=exit``: evidence only, as the lab cannot know what a
+foreign program's exit code means.
 
 Neither has ``own_status``: the oracle decides from the proxy, the sink and a grace window.
 """
@@ -32,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import os
 import shlex
 import time
@@ -40,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.events import SENDER
+from lab.senders import placeholders
 from lab.senders.base import OutgoingMessage, Sender, SenderEnv
 from lab.senders.place import Place
 
@@ -54,6 +61,16 @@ def _opt(value: object | None, env: str, default: str | None = None) -> str | No
     if value is not None:
         return str(value)
     return os.environ.get(env, default)
+
+
+def _check_options(cls: type[Sender], options: dict[str, str]) -> str:
+    """Build the sender from these options (and the environment): the problem, or ''."""
+    accepted = inspect.signature(cls.__init__).parameters
+    try:
+        cls(**{k: v for k, v in options.items() if k in accepted and k != "self"})
+    except ValueError as exc:
+        return str(exc)
+    return ""
 
 
 class _Background:
@@ -74,6 +91,7 @@ class _Background:
 
 
 class SmtpSubmitSender(Sender):
+    check_options = classmethod(_check_options)
     name = "smtp"
     summary = ("any MTA: the lab submits each probe by SMTP to host:port "
                "(MTASTS_LAB_SMTP_HOST/PORT); judged from the lab's side")
@@ -83,12 +101,21 @@ class SmtpSubmitSender(Sender):
     def __init__(self, host: str | None = None, port: int | str | None = None,
                  helo: str | None = None) -> None:
         self.host = _opt(host, "MTASTS_LAB_SMTP_HOST", "127.0.0.1") or "127.0.0.1"
-        self.port = int(_opt(port, "MTASTS_LAB_SMTP_PORT", "25") or 25)
+        raw_port = _opt(port, "MTASTS_LAB_SMTP_PORT", "25") or "25"
+        if not raw_port.isdigit() or not 0 < int(raw_port) < 65536:
+            raise ValueError(f"port {raw_port!r}: expected a TCP port number (1-65535)")
+        self.port = int(raw_port)
         self.helo = _opt(helo, "MTASTS_LAB_SMTP_HELO", "lab-submitter.test") or "localhost"
         self.env: SenderEnv | None = None
 
     async def start(self, env: SenderEnv) -> None:
         self.env = env
+        # what the user's MTA must be configured with, as MTASTS_LAB_* lines (sh syntax)
+        known = placeholders.run_values(env)
+        env.workdir.mkdir(parents=True, exist_ok=True)
+        (env.workdir / "lab.env").write_text("".join(
+            f"{k}={shlex.quote(v)}\n" for k, v in placeholders.environment(known).items()))
+        env.emit(SENDER, "lab", {"sender": self.name, **known})
 
     async def reset(self) -> None:
         """The MTA's own state is the user's to reset; nothing the lab can flush."""
@@ -155,41 +182,50 @@ class SmtpSubmitSender(Sender):
 
 
 class CommandSender(Sender):
+    check_options = classmethod(_check_options)
     name = "command"
-    summary = ("any program that sends: MTASTS_LAB_COMMAND with {rcpt} {from} {message_file} "
-               "{message_id}, run where the sender lives; judged from the lab's side")
+    summary = ("any program that sends: MTASTS_LAB_COMMAND with placeholders such as {rcpt} "
+               "{message_file} {mx} {ca_file}, run where the sender lives; judged from the "
+               "lab's side")
     own_status = False
     backends = ("loopback", "netns", "compose")
+    DONE = ("exit", "timeout")
 
-    def __init__(self, cmd: str | None = None, timeout: float | str | None = None) -> None:
+    def __init__(self, cmd: str | None = None, timeout: float | str | None = None,
+                 done: str | None = None) -> None:
         self.cmd = _opt(cmd, "MTASTS_LAB_COMMAND")
         if not self.cmd:
             raise ValueError("the command sender needs a command: --sender-opt cmd='...' or "
                              "MTASTS_LAB_COMMAND")
-        probe, probe_file = OutgoingMessage.probe("user@victim.test"), Path("message.eml")
-        try:  # refused now, not with a KeyError on every phase
-            self.argv(probe, probe_file)
-        except KeyError as exc:
-            known = ", ".join(self.placeholders(probe, probe_file))
-            raise ValueError(f"cmd: unknown placeholder {{{exc.args[0]}}} (known: {known})") \
-                from None
-        except (IndexError, AttributeError, ValueError) as exc:
+        raw_timeout = _opt(timeout, "MTASTS_LAB_COMMAND_TIMEOUT", "120") or "120"
+        try:
+            self.timeout = float(raw_timeout)
+        except ValueError:
+            raise ValueError(f"timeout {raw_timeout!r}: not a number of seconds") from None
+        if not self.timeout > 0:
+            raise ValueError(f"timeout {raw_timeout!r}: must be more than 0 seconds")
+        self.done = _opt(done, "MTASTS_LAB_COMMAND_DONE", "exit") or "exit"
+        if self.done not in self.DONE:
+            raise ValueError(f"done {self.done!r}: expected one of {', '.join(self.DONE)}")
+        try:
+            words = shlex.split(self.cmd)
+        except ValueError as exc:
             raise ValueError(f"cmd: {exc}") from None
-        self.timeout = float(_opt(timeout, "MTASTS_LAB_COMMAND_TIMEOUT", "120") or 120)
+        for word in words:
+            placeholders.check(word)
         self.env: SenderEnv | None = None
         self._bg = _Background()
         self._procs: set[asyncio.subprocess.Process] = set()
 
-    def placeholders(self, message: OutgoingMessage, message_file: Path) -> dict[str, str]:
-        """What ``{name}`` in the command line stands for."""
-        return {"rcpt": message.rcpt_to, "from": message.mail_from,
-                "message_file": str(message_file), "message_id": message.message_id}
+    def values(self, message: OutgoingMessage, message_file: Path) -> dict[str, str]:
+        assert self.env is not None
+        return placeholders.values(self.env, message, message_file)
 
     def argv(self, message: OutgoingMessage, message_file: Path) -> list[str]:
         if not self.cmd:
             raise ValueError("the command sender needs a command: MTASTS_LAB_COMMAND or cmd=")
-        values = self.placeholders(message, message_file)
-        return [word.format_map(values) for word in shlex.split(self.cmd)]
+        vals = self.values(message, message_file)
+        return [placeholders.fill(word, vals) for word in shlex.split(self.cmd)]
 
     async def start(self, env: SenderEnv) -> None:
         if not self.cmd:
@@ -206,9 +242,11 @@ class CommandSender(Sender):
         message_file = self.env.workdir / "messages" / f"{token}.eml"
         message_file.write_bytes(message.as_bytes())
         argv = [*self.env.exec_prefix, *self.argv(message, message_file)]
+        child_env = {**os.environ,
+                     **placeholders.environment(self.values(message, message_file))}
         proc = await asyncio.create_subprocess_exec(
             *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT)
+            stderr=asyncio.subprocess.STDOUT, env=child_env)
         self._procs.add(proc)
         self.env.emit(SENDER, "started", {"message_id": message.message_id, "argv": argv,
                                           "pid": proc.pid, "sender": self.name})
@@ -232,6 +270,12 @@ class CommandSender(Sender):
         self.env.emit(SENDER, "exit", {"message_id": message.message_id,
                                        "returncode": proc.returncode, "sender": self.name,
                                        "duration_s": round(time.monotonic() - started, 4)})
+        if self.done == "exit":
+            # the program was the sender: nothing more will come for this message after the
+            # grace window (the oracle ends the phase then, not at the scenario timeout)
+            self.env.emit(SENDER, "finished", {"message_id": message.message_id,
+                                               "returncode": proc.returncode,
+                                               "sender": self.name})
 
     async def close(self) -> None:
         for proc in list(self._procs):
