@@ -155,6 +155,7 @@ _TABLE: tuple[tuple[str, str, str, str], ...] = (
     (PROXY, "trailing-data-dropped", f"{_CONN} leg bytes text",
      "bytes pipelined after STARTTLS (never relayed)"),
     (PROXY, "protocol-error", f"{_CONN} leg error", "a leg broke the SMTP grammar"),
+    (PROXY, "internal-error", "mx error", "a proxy connection task died of an exception"),
     (PROXY, "close", f"{_CONN} reason transcript tunnel_bytes",
      "the session ended: both legs' transcript"),
     (SINK, "connect", "peer mx", "a connection reached the genuine MX"),
@@ -179,6 +180,9 @@ _TABLE: tuple[tuple[str, str, str, str], ...] = (
     (RUNNER, "inject", "scenario phase message_id", "the runner handed the sender a message"),
     (RUNNER, "backend-up", "backend runid reused bringup_s", "the backend is up"),
     (RUNNER, "backend-error", "service error", "a compose service stopped answering"),
+    (RUNNER, "ready", "waited_for after_s", "a service the phase needs became ready"),
+    (RUNNER, "wait-timeout", "waited_for after_s missing",
+     "a wait for evidence hit its (generous) deadline"),
 )
 
 KINDS: Mapping[tuple[str, str], EventKind] = {
