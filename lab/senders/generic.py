@@ -41,7 +41,7 @@ import inspect
 import os
 import shlex
 import time
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -181,6 +181,22 @@ class SmtpSubmitSender(Sender):
         self.env = None
 
 
+async def _lines(stream: asyncio.StreamReader, longest: int = 4096) -> AsyncIterator[str]:
+    """The program's output a line at a time; a line longer than ``longest`` comes in pieces
+    (``readline`` would raise on it and lose the rest)."""
+    pending = b""
+    while chunk := await stream.read(65536):
+        pending += chunk
+        *whole, pending = pending.split(b"\n")
+        for raw in whole:
+            yield raw.decode(errors="replace").rstrip("\r")
+        while len(pending) > longest:
+            yield pending[:longest].decode(errors="replace")
+            pending = pending[longest:]
+    if pending:
+        yield pending.decode(errors="replace")
+
+
 class CommandSender(Sender):
     check_options = classmethod(_check_options)
     name = "command"
@@ -257,10 +273,9 @@ class CommandSender(Sender):
         started = time.monotonic()
         try:
             async with asyncio.timeout(self.timeout):
-                while raw := await proc.stdout.readline():
-                    self.env.emit(SENDER, "log", {
-                        "line": raw.decode(errors="replace").rstrip("\n"),
-                        "message_id": message.message_id, "sender": self.name})
+                async for line in _lines(proc.stdout):
+                    self.env.emit(SENDER, "log", {"line": line, "sender": self.name,
+                                                  "message_id": message.message_id})
                 await proc.wait()
         except TimeoutError:
             proc.kill()

@@ -78,7 +78,8 @@ def test_literal_braces_allowed() -> None:
     (["--sender", "command", "--sender-opt", "cmd=echo {ca}"], "unknown placeholder {ca}"),
     (["--sender", "command", "--sender-opt", "cmd=echo", "--sender-opt", "done=never"],
      "done 'never'"),
-    (["--sender", "smtp", "--sender-opt", "port=abc"], "port 'abc'"),
+    (["--sender", "smtp", "--sender-opt", "port=abc"],
+     "--sender-opt port=abc: must be a whole number"),
     (["--sender", "command", "--sender-opt", "cmd=echo", "--timeout", "0"], "--timeout 0"),
 ])
 def test_cli_refuses_before_the_run(argv: list[str], message: str,
