@@ -25,12 +25,14 @@ import pytest
 import yaml
 
 from lab import results_schema
+from lab.scenario import select
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 SELECTION = "baseline/enforce-valid-tls starttls/strip-starttls-enforce"
-PHASES = 1 * 2 + 2 * 2  # baseline: one phase per sender; strip: baseline + attack
+PHASES = sum(len(s.phases) + (1 if s.baseline else 0)
+             for s in select(SELECTION.split())) * 2  # per sender: its phases and baseline
 _SKIP = shutil.ignore_patterns(".git", ".venv", "__pycache__", ".mypy_cache", ".ruff_cache",
                                ".pytest_cache", ".hypothesis", "*.egg-info", "build", "dist")
 
