@@ -21,7 +21,7 @@ from lab.cli import build_parser
 from lab.scenario import Scenario, attack_options, load_catalogue, option_type_text
 from lab.senders.base import Sender
 
-VERDICT_SENDERS = ("reference", "opportunistic", "postfix", "postfix-pypi", "exim")
+VERDICT_SENDERS = ("reference", "opportunistic", "postfix", "postfix-pypi", "chasquid", "exim")
 
 
 def _ours(items: Sequence[tuple[str, type[Any]]]) -> list[tuple[str, type[Any]]]:
