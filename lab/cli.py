@@ -7,15 +7,16 @@ import argparse
 import asyncio
 import os
 import sys
-import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from lab import __version__, backends, checklist, expectations, report, senders, shard
+from lab.attack_options import attack_options, option_type_text
 from lab.attacks import Attack, load_all
 from lab.backends.base import Backend
 from lab.cli_checks import EXIT_USAGE, Parser, UsageError, jobs, outputs, positive_seconds, seconds
+from lab.explain import explain
 from lab.narrate import narrate
 from lab.runner import (
     Progress,
@@ -27,15 +28,7 @@ from lab.runner import (
     run_catalogue,
     sender_kwargs,
 )
-from lab.scenario import (
-    Scenario,
-    ScenarioError,
-    attack_options,
-    catalogue_root,
-    load_catalogue,
-    option_type_text,
-    select,
-)
+from lab.scenario import Scenario, ScenarioError, catalogue_root, load_catalogue, select
 from lab.scenario_info import infos
 from lab.sender_options import OptionError, typed_kwargs
 from lab.senders.base import Sender
@@ -211,46 +204,6 @@ def cmd_explain(args: argparse.Namespace) -> int:
     for scenario in select([args.scenario_id], root):
         print(explain(scenario))
     return EXIT_OK
-
-
-def explain(s: Scenario) -> str:
-    wrap = textwrap.TextWrapper(width=88)
-    out = [s.id, "=" * len(s.id), s.summary, ""]
-    policy = s.world.domain.policy
-    out.append("World: recipient domain " + s.world.domain.name + ", MX "
-               + ", ".join(s.world.domain.mx)
-               + (f", policy mode {policy.mode} (mx: {', '.join(policy.mx)})" if policy
-                  else ", no MTA-STS policy"))
-    out.append("")
-    for p in s.phases:
-        attacks = ", ".join(f"{a.name} ({a.summary})" for a in p.attacks) or "no attack"
-        out.append(f"Phase {p.name}: {attacks}")
-        out.append(f"  a compliant sender: {' or '.join(p.expect.outcome)} "
-                   f"({p.expect.level})")
-    out.append("")
-    if s.attacker_does:
-        out += ["What the attacker does:", *wrap.wrap(s.attacker_does), ""]
-    if s.compliant_does:
-        out += ["What a compliant sender does:", *wrap.wrap(s.compliant_does), ""]
-    out += ["What to look for (mtasts-lab run --show " + s.id + "):",
-            *wrap.wrap("FIRED lines show what proves each attack fired (an SMTP attack also "
-                       "shows ATTACK lines where it acted); without that proof the verdict is "
-                       "inconclusive. Then see whether the genuine MX received the message "
-                       "(an MX line, with the TLS version or plaintext), whether the sender "
-                       "completed TLS with the attacker's certificate (TLS ... completed), or "
-                       "whether the sender gave up (a SENDER line with its status and reason: "
-                       "under enforce a refusal must be a deferral, never a bounce)."), ""]
-    out.append("Why it matters:")
-    for para in s.teach.strip().split("\n\n"):
-        out += wrap.wrap(" ".join(para.split()))
-        out.append("")
-    out.append("References: " + "; ".join(s.refs))
-    if s.covers:
-        out.append("Checklist: " + ", ".join(s.covers))
-    if s.known_failures:
-        out.append("Known failures:")
-        out += [f"  {k}: {v}" for k, v in s.known_failures.items()]
-    return "\n".join(out).rstrip() + "\n"
 
 
 def cmd_down(args: argparse.Namespace) -> int:

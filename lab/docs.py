@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from lab import backends, senders
+from lab.attack_options import attack_options, option_type_text
 from lab.attacks import Attack, load_all
 from lab.cli import build_parser
-from lab.scenario import Scenario, attack_options, load_catalogue, option_type_text
+from lab.scenario import Scenario, load_catalogue
 from lab.senders.base import Sender
 
 VERDICT_SENDERS = ("reference", "opportunistic", "postfix", "postfix-pypi", "chasquid", "exim")

@@ -7,19 +7,18 @@ Every error names the file and the field, and is raised as ``ScenarioError``.
 from __future__ import annotations
 
 import dataclasses
-import enum
 import re
-import types
-import typing
 from collections.abc import Iterable, Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from lab import known_failures, yaml_input
-from lab.attacks import Attack, load_all
+from lab.attack_options import parse_attack
+from lab.attacks import load_all
 from lab.checklist import IDS as CHECKLIST_IDS
 from lab.outcomes import LEVELS, OUTCOMES, STATUSES, Level, Status
+from lab.scenario_fields import Fields, ScenarioError
 from lab.scenario_model import Expectation, Phase, Scenario, world_edits
 from lab.world import (
     DEFAULT_DOMAIN,
@@ -37,95 +36,6 @@ from lab.world import (
 
 MAX_AGE_LIMIT = 31557600
 EXERCISE = ("reported", "required")
-
-
-class ScenarioError(Exception):
-    """A scenario file is malformed: ``file: field: what is wrong``."""
-
-    def __init__(self, path: str, fieldname: str, message: str) -> None:
-        self.path, self.field, self.message = path, fieldname, message
-        where = f"{path}: {fieldname}: " if fieldname else f"{path}: "
-        super().__init__(where + message)
-
-
-
-
-# ---------------------------------------------------------------- field checking helpers
-
-class _Fields:
-    """Reads a mapping, naming the path of every field it complains about."""
-
-    def __init__(self, path: str, where: str, data: Any, allowed: Iterable[str]) -> None:
-        self.path, self.where = path, where
-        if not isinstance(data, Mapping):
-            raise ScenarioError(path, where or "(top)", f"must be a mapping, not {_kind(data)}")
-        unknown = sorted(set(map(str, data)) - set(allowed))
-        if unknown:
-            raise ScenarioError(path, self.sub(unknown[0]),
-                                f"unknown field (known: {', '.join(sorted(allowed))})")
-        self.data = data
-
-    def sub(self, key: str | int) -> str:
-        if isinstance(key, int):
-            return f"{self.where}[{key}]"
-        return f"{self.where}.{key}" if self.where else key
-
-    def error(self, key: str, message: str) -> ScenarioError:
-        return ScenarioError(self.path, self.sub(key), message)
-
-    def has(self, key: str) -> bool:
-        return key in self.data
-
-    def text(self, key: str, default: str | None = None, *, required: bool = False) -> str:
-        if key not in self.data or self.data[key] is None:
-            if required:
-                raise self.error(key, "is required")
-            return default if default is not None else ""
-        value = self.data[key]
-        if not isinstance(value, str) or (required and not value.strip()):
-            raise self.error(key, f"must be a non-empty string, not {_kind(value)}")
-        return value
-
-    def str_list(self, key: str, *, required: bool = False) -> tuple[str, ...]:
-        value = self.data.get(key)
-        if value is None:
-            if required:
-                raise self.error(key, "is required")
-            return ()
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise self.error(key, "must be a list of strings")
-        if required and not value:
-            raise self.error(key, "must not be empty")
-        return tuple(value)
-
-    def whole(self, key: str, default: int, lo: int | None = None, hi: int | None = None) -> int:
-        value = self.data.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.error(key, f"must be a whole number, not {_kind(value)}")
-        if (lo is not None and value < lo) or (hi is not None and value > hi):
-            raise self.error(key, f"must be between {lo} and {hi}, not {value}")
-        return value
-
-    def number(self, key: str, default: float, lo: float, hi: float) -> float:
-        value = self.data.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.error(key, f"must be a number, not {_kind(value)}")
-        if not lo <= value <= hi:
-            raise self.error(key, f"must be between {lo} and {hi}, not {value}")
-        return float(value)
-
-    def choice(self, key: str, choices: Iterable[str], default: str | None = None) -> str:
-        choices = tuple(choices)
-        value = self.data.get(key, default)
-        if value not in choices:
-            raise self.error(key, f"must be one of {', '.join(choices)}, not {value!r}")
-        return str(value)
-
-
-def _kind(value: Any) -> str:
-    return "nothing" if value is None else type(value).__name__
 
 
 # ---------------------------------------------------------------- world
@@ -155,7 +65,7 @@ def _check_name(path: str, where: str, name: str, *, wildcard: bool = False) -> 
     return name
 
 
-def _domain(f: _Fields) -> Domain:
+def _domain(f: Fields) -> Domain:
     path = f.path
     domain = normalize(_check_name(path, f.sub("domain"), f.text("domain", DEFAULT_DOMAIN)))
     mx = f.str_list("mx") if f.has("mx") else (f"mx1.{domain}",)
@@ -163,7 +73,7 @@ def _domain(f: _Fields) -> Domain:
         _check_name(path, f"{f.sub('mx')}[{i}]", host)
     policy: Policy | None = None
     if f.data.get("policy") is not None:
-        p = _Fields(path, f.sub("policy"), f.data["policy"], _POLICY_FIELDS)
+        p = Fields(path, f.sub("policy"), f.data["policy"], _POLICY_FIELDS)
         patterns = p.str_list("mx") or tuple(normalize(h) for h in mx)
         for i, pattern in enumerate(patterns):
             _check_name(path, f"{p.sub('mx')}[{i}]", pattern, wildcard=True)
@@ -180,14 +90,14 @@ def _domain(f: _Fields) -> Domain:
                   _tlsa(f, mx))
 
 
-def _tlsa(f: _Fields, mx: tuple[str, ...]) -> tuple[Tlsa, ...]:
+def _tlsa(f: Fields, mx: tuple[str, ...]) -> tuple[Tlsa, ...]:
     """``tlsa: [{mx, usage, selector, mtype, matches, signed}]``: DANE records (X1)."""
     raw = f.data.get("tlsa") or []
     if not isinstance(raw, list):
         raise f.error("tlsa", "must be a list of TLSA records")
     out = []
     for i, item in enumerate(raw):
-        t = _Fields(f.path, f"{f.sub('tlsa')}[{i}]", item, _TLSA_FIELDS)
+        t = Fields(f.path, f"{f.sub('tlsa')}[{i}]", item, _TLSA_FIELDS)
         host = normalize(_check_name(f.path, t.sub("mx"), t.text("mx", mx[0] if mx else "")))
         signed = t.data.get("signed", True)
         if not isinstance(signed, bool):
@@ -200,14 +110,14 @@ def _tlsa(f: _Fields, mx: tuple[str, ...]) -> tuple[Tlsa, ...]:
 
 def _world(path: str, where: str, raw: Any) -> World:
     """The recipient domain at the top level, more domains under ``other_domains``."""
-    f = _Fields(path, where, raw if raw is not None else {}, _WORLD_FIELDS)
+    f = Fields(path, where, raw if raw is not None else {}, _WORLD_FIELDS)
     top = {k: v for k, v in f.data.items() if k != "other_domains"}
-    domains = [_domain(_Fields(path, where, top, _DOMAIN_FIELDS))]
+    domains = [_domain(Fields(path, where, top, _DOMAIN_FIELDS))]
     others = f.data.get("other_domains") or []
     if not isinstance(others, list):
         raise f.error("other_domains", "must be a list of domains")
     for i, other in enumerate(others):
-        domains.append(_domain(_Fields(path, f"{f.sub('other_domains')}[{i}]", other,
+        domains.append(_domain(Fields(path, f"{f.sub('other_domains')}[{i}]", other,
                                        _DOMAIN_FIELDS)))
     names = [d.name for d in domains]
     if len(set(names)) != len(names):
@@ -216,97 +126,6 @@ def _world(path: str, where: str, raw: Any) -> World:
     if len(world.mx_hosts()) > MAX_MX:
         raise f.error("mx", f"at most {MAX_MX} MX hosts in a world")
     return world
-
-
-# ---------------------------------------------------------------- attacks and their options
-
-def attack_options(cls: type[Attack]) -> list[dataclasses.Field[Any]]:
-    return [f for f in dataclasses.fields(cls) if f.init]
-
-
-def option_type_text(tp: Any) -> str:
-    """A readable name for an option's type (for errors, ``list attacks`` and the README)."""
-    choices = _choices(tp)
-    if choices is not None:
-        return " | ".join(choices)
-    args = [a for a in typing.get_args(tp) if a is not type(None)]
-    if args and _is_optional(tp):
-        return option_type_text(args[0]) + " (optional)"
-    return getattr(tp, "__name__", str(tp))
-
-
-def _is_optional(tp: Any) -> bool:
-    return (typing.get_origin(tp) in (typing.Union, types.UnionType)
-            and type(None) in typing.get_args(tp))
-
-
-def _choices(tp: Any) -> tuple[str, ...] | None:
-    if isinstance(tp, type) and issubclass(tp, enum.Enum):
-        return tuple(str(m.value) for m in tp)
-    if typing.get_origin(tp) is Literal:
-        return tuple(str(a) for a in typing.get_args(tp))
-    return None
-
-
-def _coerce(path: str, where: str, tp: Any, value: Any) -> Any:
-    if _is_optional(tp):
-        if value is None:
-            return None
-        tp = next(a for a in typing.get_args(tp) if a is not type(None))
-    choices = _choices(tp)
-    if choices is not None:
-        if str(value) not in choices or isinstance(value, bool):
-            raise ScenarioError(path, where, f"must be one of {', '.join(choices)}, "
-                                             f"not {value!r}")
-        return tp(value) if isinstance(tp, type) else value
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ScenarioError(path, where, f"must be true or false, not {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ScenarioError(path, where, f"must be a whole number, not {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ScenarioError(path, where, f"must be a number, not {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ScenarioError(path, where, f"must be a string, not {_kind(value)}")
-        return value
-    raise ScenarioError(path, where, f"option type {tp!r} is not supported")
-
-
-def _attack(path: str, where: str, raw: Any) -> Attack:
-    options: Any
-    if isinstance(raw, str):
-        name, options = raw, {}
-    elif isinstance(raw, Mapping) and len(raw) == 1:
-        name, options = next(iter(raw.items()))
-        options = {} if options is None else options
-    else:
-        raise ScenarioError(path, where, "must be an attack name or {name: {options}}")
-    if name not in Attack.registry:
-        raise ScenarioError(path, where, f"unknown attack {name!r} "
-                                         f"(known: {', '.join(Attack.registry.names())})")
-    cls = Attack.registry.get(name)
-    fields = {f.name: f for f in attack_options(cls)}
-    opts = _Fields(path, f"{where}.{name}", options, fields)
-    hints = typing.get_type_hints(cls)
-    values = {key: _coerce(path, opts.sub(key), hints[key], value)
-              for key, value in opts.data.items()}
-    try:
-        return cls(**values)
-    except (TypeError, ValueError) as exc:
-        raise ScenarioError(path, f"{where}.{name}", str(exc)) from None
-
-
-def build_attack(name: str, options: Mapping[str, Any] | None = None, *,
-                 path: str = "<attack>", where: str = "attacks") -> Attack:
-    """An attack from its name and options as a scenario writes them, with the loader's
-    coercion and checks (``ScenarioError`` naming ``path`` and ``where`` on bad input)."""
-    return _attack(path, where, {name: dict(options or {})})
 
 
 # ---------------------------------------------------------------- scenario
@@ -320,7 +139,7 @@ _EXPECT_FIELDS = ("outcome", "level", "status", "sni", "status_level", "stricter
 PRIME = "prime"
 
 
-def _outcomes(f: _Fields, key: str, *, required: bool = False) -> tuple[str, ...]:
+def _outcomes(f: Fields, key: str, *, required: bool = False) -> tuple[str, ...]:
     outcomes = f.str_list(key, required=required)
     for i, outcome in enumerate(outcomes):
         if outcome not in OUTCOMES:
@@ -329,11 +148,11 @@ def _outcomes(f: _Fields, key: str, *, required: bool = False) -> tuple[str, ...
     return outcomes
 
 
-def _expect(f: _Fields, key: str, default: Mapping[str, Any] | None = None) -> Expectation:
+def _expect(f: Fields, key: str, default: Mapping[str, Any] | None = None) -> Expectation:
     raw = f.data.get(key, default)
     if raw is None:
         raise f.error(key, "is required")
-    e = _Fields(f.path, f.sub(key), raw, _EXPECT_FIELDS)
+    e = Fields(f.path, f.sub(key), raw, _EXPECT_FIELDS)
     outcomes = _outcomes(e, "outcome", required=True)
     stricter = _outcomes(e, "stricter")
     after_fetch = _outcomes(e, "after_fetch")
@@ -345,7 +164,7 @@ def _expect(f: _Fields, key: str, default: Mapping[str, Any] | None = None) -> E
         if name != "stricter" and not set(group) <= set(outcomes) | set(stricter):
             raise e.error(name, "may only name outcomes that outcome or stricter allows")
     say = e.data.get("say") or {}
-    sf = _Fields(f.path, e.sub("say"), say, OUTCOMES)
+    sf = Fields(f.path, e.sub("say"), say, OUTCOMES)
     for outcome, text in sf.data.items():
         if not isinstance(text, str) or not text.strip():
             raise sf.error(str(outcome), "must be a non-empty string")
@@ -359,7 +178,7 @@ def _expect(f: _Fields, key: str, default: Mapping[str, Any] | None = None) -> E
                        e.text("fetch_sni") or None)
 
 
-def _flag(f: _Fields, key: str) -> bool:
+def _flag(f: Fields, key: str) -> bool:
     value = f.data.get(key, False)
     if not isinstance(value, bool):
         raise f.error(key, f"must be true or false, not {value!r}")
@@ -371,7 +190,7 @@ def _flag(f: _Fields, key: str) -> bool:
 def parse(data: Any, path: str, scenario_id: str) -> Scenario:
     """Build a scenario from parsed YAML; every problem is a ScenarioError."""
     load_all()
-    top = _Fields(path, "", data, _TOP_FIELDS)
+    top = Fields(path, "", data, _TOP_FIELDS)
     summary = top.text("summary", required=True)
     refs = top.str_list("refs", required=True)
     teach = top.text("teach", required=True)
@@ -398,7 +217,7 @@ def parse(data: Any, path: str, scenario_id: str) -> Scenario:
                             primes=True))
     current = dict(raw_world) if isinstance(raw_world, Mapping) else {}
     for i, raw in enumerate(raw_phases):
-        pf = _Fields(path, top.sub("phases") + f"[{i}]", raw, _PHASE_FIELDS)
+        pf = Fields(path, top.sub("phases") + f"[{i}]", raw, _PHASE_FIELDS)
         if pf.has("world"):
             change = pf.data["world"]
             if not isinstance(change, Mapping):
@@ -408,7 +227,7 @@ def parse(data: Any, path: str, scenario_id: str) -> Scenario:
         raw_attacks = pf.data.get("attacks") or []
         if not isinstance(raw_attacks, list):
             raise pf.error("attacks", "must be a list")
-        attacks = tuple(_attack(path, f"{pf.sub('attacks')}[{j}]", a)
+        attacks = tuple(parse_attack(path, f"{pf.sub('attacks')}[{j}]", a)
                         for j, a in enumerate(raw_attacks))
         attacker_run = {normalize(h) for a in attacks
                         for h in getattr(a, "attacker_mx", lambda _w: [])(phase_world)}
@@ -437,7 +256,7 @@ def parse(data: Any, path: str, scenario_id: str) -> Scenario:
                         + (" or 'prime' (prime: true adds it)" if primed else ""))
 
     known = top.data.get("known_failures") or {}
-    kf = _Fields(path, "known_failures", known, known.keys() if isinstance(known, Mapping)
+    kf = Fields(path, "known_failures", known, known.keys() if isinstance(known, Mapping)
                  else ())
     from lab import senders  # here: sender modules may one day import the scenario model
 
@@ -451,7 +270,7 @@ def parse(data: Any, path: str, scenario_id: str) -> Scenario:
     baseline: Phase | None = None
     if any(p.is_attack for p in phases):
         raw_base = top.data.get("baseline") or {}
-        bf = _Fields(path, "baseline", raw_base, ("world", "expect"))
+        bf = Fields(path, "baseline", raw_base, ("world", "expect"))
         base_world = world
         if bf.has("world"):
             base_world = _world(path, "baseline.world",

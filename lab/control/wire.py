@@ -48,7 +48,7 @@ def attack_to_json(attack: Attack) -> dict[str, Any]:
 
 
 def attack_from_json(data: Mapping[str, Any]) -> Attack:
-    from lab.scenario import build_attack  # the loader imports the attack plugins' world
+    from lab.attack_options import build_attack  # imports the attack plugins
 
     attack_plugins.load_all()
     return build_attack(str(data["name"]), dict(data.get("options") or {}),
