@@ -13,3 +13,5 @@ class CertKind(StrEnum):
     NOT_YET_VALID = "not-yet-valid"
     SELF_SIGNED = "self-signed"
     ROGUE_CA = "rogue-ca"
+    CN_ONLY = "cn-only"
+    """From the trusted CA, naming the host only in the subject CN, with no SAN."""

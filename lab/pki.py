@@ -70,6 +70,8 @@ class LabPKI:
         now = _now()
         if kind is CertKind.SELF_SIGNED:
             return _self_signed(name)
+        if kind is CertKind.CN_ONLY:
+            return _cn_only(self.ca, name)
         ca = self.rogue_ca if kind is CertKind.ROGUE_CA else self.ca
         identity = WRONG_NAME if kind is CertKind.WRONG_NAME else name
         not_before, not_after = now - dt.timedelta(hours=1), now + dt.timedelta(days=30)
@@ -116,6 +118,7 @@ class LabPKI:
     def client_context(self) -> ssl.SSLContext:
         """A client context that trusts the lab CA only, with full checks."""
         ctx = ssl.create_default_context(cafile=str(self.ca_file))
+        ctx.hostname_checks_common_name = False  # a DNS-ID only (RFC 6125 6.4.4)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         return ctx
 
@@ -164,6 +167,31 @@ _TLS_VERSIONS = {
     "1.2": ssl.TLSVersion.TLSv1_2,
     "1.3": ssl.TLSVersion.TLSv1_3,
 }
+
+
+def _cn_only(ca: trustme.CA, name: str) -> Leaf:
+    """A leaf from ``ca`` that names ``name`` only in its subject CN: no subjectAltName.
+    RFC 6125 6.4.4 / RFC 8461 3.3 and 4.2: a name check uses the SAN's DNS-ID, never the CN."""
+    issuer_cert = x509.load_pem_x509_certificate(ca.cert_pem.bytes())
+    issuer_key = serialization.load_pem_private_key(ca.private_key_pem.bytes(), password=None)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = _now()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(issuer_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(issuer_key, hashes.SHA256())  # type: ignore[arg-type]
+    )
+    return Leaf(
+        cert.public_bytes(serialization.Encoding.PEM),
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                          serialization.NoEncryption()),
+    )
 
 
 def _self_signed(name: str) -> Leaf:

@@ -230,6 +230,7 @@ def check_response(response: HttpResponse, profile: Profile = COMPLIANT) -> str:
 def tls_client_context(ca_file: Path | str, profile: Profile = COMPLIANT) -> ssl.SSLContext:
     """Full WebPKI checks against the lab CA only, TLS 1.2 or newer."""
     ctx = ssl.create_default_context(cafile=str(ca_file))
+    ctx.hostname_checks_common_name = False  # a DNS-ID only (RFC 6125 6.4.4)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     if profile.fetch_any_cert or profile.fetch_no_sni:
         ctx.check_hostname = False  # no-sni checks the name itself after the handshake

@@ -53,6 +53,7 @@ class Profile:
     skip_mx_match: bool = False
     cert_against_patterns: bool = False
     mx_any_cert: bool = False
+    cn_fallback: bool = False
     plaintext_fallback: bool = False
     bounce_without_recheck: bool = False
     no_sni: bool = False
@@ -148,6 +149,8 @@ PROFILES: tuple[ProfileSpec, ...] = (
        "the MX certificate names the MX host itself, not merely some policy pattern"),
     _m("mx-any-cert", "mx_any_cert", "M2", "RFC 8461 4.2",
        "the MX certificate chains to a trusted root and is in date"),
+    _m("cn-fallback", "cn_fallback", "M2", "RFC 8461 4.2; RFC 6125 6.4.4",
+       "the MX host is named by a DNS-ID (subjectAltName), not by the subject's CN"),
     _m("plaintext-fallback", "plaintext_fallback", "A1", "RFC 8461 5",
        "under enforce a sender never delivers to an MX that offers no STARTTLS"),
     _m("bounces-without-recheck", "bounce_without_recheck", "A2", "RFC 8461 5.1",

@@ -184,6 +184,7 @@ def client_context(tls: TlsRequirement, ca_file: Path | str | None,
         if ca_file is None:
             raise ValueError("verify needs a CA file")
         ctx = ssl.create_default_context(cafile=str(ca_file))
+        ctx.hostname_checks_common_name = profile.cn_fallback  # a DNS-ID (RFC 6125 6.4.4)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         if profile.allow_tls10:
             ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
