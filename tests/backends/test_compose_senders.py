@@ -118,7 +118,8 @@ def test_compose_settle_brings_in_lagging_events_once(tmp_path: Path) -> None:
     # The sender's status comes through the container log; the lab's evidence through the
     # event pumps. settle() fetches what a pump has not delivered yet, and the pump's late
     # batch then emits nothing twice.
-    from lab.backends.compose import ComposeBackend, ComposeServices
+    from lab.backends.compose import ComposeBackend
+    from lab.control import RemoteServices
     from lab.events import EventLog
 
     class Client:
@@ -133,7 +134,7 @@ def test_compose_settle_brings_in_lagging_events_once(tmp_path: Path) -> None:
         backend = ComposeBackend(run_dir=tmp_path)
         backend._events = EventLog()
         client = Client()
-        backend.services = ComposeServices({"mitm0": client})  # type: ignore[dict-item]
+        backend.services = RemoteServices({"mitm0": client})  # type: ignore[dict-item]
         backend._pumps = [asyncio.ensure_future(asyncio.sleep(0))]
         backend._cursor["mitm0"] = 0
         backend._take("mitm0", _batch(0, 2))  # the pump got two events so far
