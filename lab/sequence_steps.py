@@ -211,7 +211,8 @@ def _changed(src: _Group, dst: _Group) -> list[Part]:
 
 def _transcript(transcript: Iterable[Mapping[str, Any]], ctx: _Ctx) -> list[Step]:
     steps: list[Step] = []
-    groups = _groups(transcript)
+    # a transcript line that names no known leg and direction has no lane to be drawn in
+    groups = [g for g in _groups(transcript) if (g.leg, g.dir) in _LANE_OF]
     attack = ", ".join(ctx.smtp_attacks)
     i = 0
     while i < len(groups):
