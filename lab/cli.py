@@ -14,7 +14,7 @@ from typing import Any
 from lab import __version__, backends, checklist, expectations, report, senders, shard
 from lab.attack_options import attack_options, option_type_text
 from lab.attacks import Attack, load_all
-from lab.backends.base import Backend
+from lab.backends.base import Backend, BackendUnavailable
 from lab.cli_checks import EXIT_USAGE, Parser, UsageError, jobs, outputs, positive_seconds, seconds
 from lab.explain import explain
 from lab.narrate import narrate
@@ -366,6 +366,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ScenarioError, UsageError, shard.ShardError) as exc:
         print(f"mtasts-lab: error: {one_line(str(exc), 1000)}", file=sys.stderr)
         return EXIT_USAGE
+    except BackendUnavailable as exc:  # the lab could not come up: nothing was judged
+        print(f"mtasts-lab: error: {one_line(str(exc), 1000)}", file=sys.stderr)
+        return EXIT_FAILED
     except BrokenPipeError:
         # the reader went away (| head): say nothing more, and keep the run's own code
         devnull = os.open(os.devnull, os.O_WRONLY)
