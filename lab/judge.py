@@ -111,14 +111,14 @@ def _unconsulted(phase: Phase, obs: Observation, silent: list[str],
 
 
 def _bounce_without_recheck(phase: Phase, obs: Observation) -> str | None:
-    policy = phase.world.domain.policy
+    policy = phase.world.policy_domain.policy
     if obs.status != Status.BOUNCED or policy is None or policy.mode != "enforce":
         return None
     tries = [e.t for e in obs.events if e.source == PROXY and e.kind in ("connect",
                                                                         "attack-fired")]
     start = min(tries) if tries else None
     end = obs.decided_at
-    domain = phase.world.domain.name
+    domain = phase.world.policy_domain.name
     rechecks = [e for e in queried_sts(obs.events, domain)
                 if (start is None or e.t >= start) and (end is None or e.t <= end)]
     if rechecks:

@@ -157,7 +157,8 @@ def _judge_outcome(events: list[Event], phase: Phase, message_id: str,
 
 
 def _engaged(events: Iterable[Event], phase: Phase) -> list[str]:
-    domain = normalize(phase.rcpt.rsplit("@", 1)[1])
+    # the next hop: the smart host's domain when the sender relays (RFC 8461 3.4)
+    domain = normalize(phase.world.smart_host or phase.rcpt.rsplit("@", 1)[1])
     found: list[str] = []
     for e in events:
         if e.source == DNS and e.kind == "query" and normalize(str(e.get("name", ""))) == domain \

@@ -219,9 +219,13 @@ class Runner:
             attacks_missing(phase.attacks, backend)
         if scenario.id in self.options.skip:
             missing = [self.options.skip[scenario.id]]
+        if phase.world.smart_host and not type(sender).smart_host:
+            missing = [*missing, f"not exercised: the {sender.name} sender cannot be "
+                       "configured with a smart host (a relay the phase sends through)"]
         if missing:
             return self._skip(sender, scenario, phase, missing)
-        message = OutgoingMessage.probe(phase.rcpt, scenario.id, phase.name)
+        message = OutgoingMessage.probe(phase.rcpt, scenario.id, phase.name,
+                                        phase.world.smart_host)
         known = scenario.known_failures.get(sender.name) if phase.bears_known_failures \
             else None
         mark = self.events.mark()

@@ -42,7 +42,7 @@ EXERCISE = ("reported", "required")
 
 _DOMAIN_FIELDS = ("domain", "mx", "policy", "sts_txt", "policy_text", "tlsa")
 _TLSA_FIELDS = ("mx", "usage", "selector", "mtype", "matches", "signed")
-_WORLD_FIELDS = (*_DOMAIN_FIELDS, "other_domains")
+_WORLD_FIELDS = (*_DOMAIN_FIELDS, "other_domains", "smart_host")
 _POLICY_FIELDS = ("mode", "mx", "max_age", "id")
 
 
@@ -111,7 +111,7 @@ def _tlsa(f: Fields, mx: tuple[str, ...]) -> tuple[Tlsa, ...]:
 def _world(path: str, where: str, raw: Any) -> World:
     """The recipient domain at the top level, more domains under ``other_domains``."""
     f = Fields(path, where, raw if raw is not None else {}, _WORLD_FIELDS)
-    top = {k: v for k, v in f.data.items() if k != "other_domains"}
+    top = {k: v for k, v in f.data.items() if k not in ("other_domains", "smart_host")}
     domains = [_domain(Fields(path, where, top, _DOMAIN_FIELDS))]
     others = f.data.get("other_domains") or []
     if not isinstance(others, list):
@@ -122,7 +122,13 @@ def _world(path: str, where: str, raw: Any) -> World:
     names = [d.name for d in domains]
     if len(set(names)) != len(names):
         raise f.error("other_domains", "each domain may appear once")
-    world = World(tuple(domains))
+    smart_host = f.text("smart_host") or None
+    if smart_host is not None:
+        smart_host = normalize(_check_name(path, f.sub("smart_host"), smart_host))
+        if smart_host not in names[1:]:
+            raise f.error("smart_host", f"{smart_host!r} must name one of other_domains "
+                                        "(the smart host's own domain, with its MX hosts)")
+    world = World(tuple(domains), smart_host)
     if len(world.mx_hosts()) > MAX_MX:
         raise f.error("mx", f"at most {MAX_MX} MX hosts in a world")
     return world
