@@ -128,6 +128,21 @@ def _bounce_without_recheck(phase: Phase, obs: Observation) -> str | None:
             "policy)")
 
 
+def _off_smart_host(phase: Phase, obs: Observation) -> str | None:
+    """Where a phase relays through a smart host, a connection to any other MX means the
+    sender's smart host setting did not take effect: the phase tested nothing it meant to."""
+    smart = phase.world.smart_host
+    if not smart:
+        return None
+    hops = {normalize(h) for h in phase.world.policy_domain.mx}
+    off = sorted({str(e.get("mx")) for e in obs.events if e.source == PROXY
+                  and e.kind == "connect" and normalize(str(e.get("mx") or "")) not in hops})
+    if not off:
+        return None
+    return (f"the sender did not relay through the smart host {smart}: it connected to "
+            f"{', '.join(off)} (its smart host setting did not take effect)")
+
+
 def _misses(phase: Phase, obs: Observation) -> tuple[list[tuple[str, str]], list[str]]:
     """[(level, what was missed)], [notes]."""
     expect = phase.expect
@@ -193,6 +208,9 @@ def decide(phase: Phase, obs: Observation, *, known_failure: str | None,
         return Verdict(VerdictName.INCONCLUSIVE, "the baseline (same world, no attack) did "
                        "not meet its expectation: a sender that cannot deliver proves nothing "
                        "by refusing")
+    off = _off_smart_host(phase, obs)
+    if off:
+        return Verdict(VerdictName.INCONCLUSIVE, off)
     notes: list[str] = []
     gates = {a.name: gate_of(a, phase.world) for a in phase.attacks}
     fired = [n for n, ev in obs.fired.items() if ev]
