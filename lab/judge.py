@@ -173,6 +173,17 @@ def _misses(phase: Phase, obs: Observation) -> tuple[list[tuple[str, str]], list
             and obs.outcome == Outcome.NOT_DELIVERED:
         misses.append((expect.status_level, f"expected the sender to report {expect.status}, "
                                             f"it reported {obs.status}"))
+    if expect.refreshed:
+        refreshed = [e for d in _domains(phase)
+                     for e in policy_contacts(obs.quiet, d, ("fetch",))]
+        if refreshed:
+            notes.append(f"refreshed the policy while no mail was sent ({len(refreshed)} "
+                         f"fetch{'es' if len(refreshed) > 1 else ''} in the {phase.wait_s:g} s "
+                         "before this phase)")
+        else:
+            misses.append((expect.level, f"no policy fetch in the {phase.wait_s:g} s without "
+                           "mail before this phase: the cached policy was not refreshed "
+                           "before it expired"))
     conditional = [e for d in _domains(phase) for e in policy_contacts(obs.events, d, ("fetch",))
                    if e.get("conditional")]
     if conditional:

@@ -51,6 +51,9 @@ class Observation:
     decided_at: float | None = None
     """Monotonic time of the sender's own decision (status event) or the sink receipt."""
     events: list[Event] = field(default_factory=list)
+    quiet: list[Event] = field(default_factory=list)
+    """What happened while the runner waited before this phase (``wait_s``) and no mail was
+    sent: a proactive policy refresh shows here (C4)."""
 
 
 def _for_message(events: Iterable[Event], source: str, kind: str,

@@ -141,7 +141,7 @@ _TOP_FIELDS = ("summary", "refs", "teach", "covers", "world", "phases", "known_f
 _PHASE_FIELDS = ("name", "world", "attacks", "expect", "rcpt", "wait_s", "exercise",
                  "state_decides", "primes")
 _EXPECT_FIELDS = ("outcome", "level", "status", "sni", "status_level", "stricter",
-                  "after_fetch", "say", "fetch_sni", "no_fetch", "needs_fetch")
+                  "after_fetch", "say", "fetch_sni", "no_fetch", "needs_fetch", "refreshed")
 PRIME = "prime"
 
 
@@ -181,7 +181,7 @@ def _expect(f: Fields, key: str, default: Mapping[str, Any] | None = None) -> Ex
     return Expectation(outcomes, e.choice("level", LEVELS, "must"), status, sni,
                        e.choice("status_level", LEVELS, Level.SHOULD), stricter, after_fetch,
                        no_fetch, _flag(e, "needs_fetch"), dict(sf.data),
-                       e.text("fetch_sni") or None)
+                       e.text("fetch_sni") or None, _flag(e, "refreshed"))
 
 
 def _flag(f: Fields, key: str) -> bool:
@@ -251,8 +251,13 @@ def parse(data: Any, path: str, scenario_id: str) -> Scenario:
             flags[key] = pf.data.get(key, False)
             if not isinstance(flags[key], bool):
                 raise pf.error(key, f"must be true or false, not {flags[key]!r}")
+        expect = _expect(pf, "expect")
+        wait_s = pf.number("wait_s", 0.0, 0.0, 120.0)
+        if expect.refreshed and not wait_s:
+            raise ScenarioError(path, f"{pf.sub('expect')}.refreshed", "needs the phase's "
+                                "wait_s: a refresh is looked for while the lab sends no mail")
         phases.append(Phase(pf.text("name", f"phase{i + 1}"), phase_world, attacks,
-                            _expect(pf, "expect"), rcpt, pf.number("wait_s", 0.0, 0.0, 120.0),
+                            expect, rcpt, wait_s,
                             pf.choice("exercise", EXERCISE, "reported"), flags["state_decides"],
                             flags["primes"],
                             world_edits(phases[-1].world if phases else None, phase_world)))
