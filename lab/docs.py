@@ -79,7 +79,7 @@ def verdict_table(scenarios: Sequence[Scenario]) -> str:
         table.append(cells)
         rows.append(f"| `{s.id}` | " + " | ".join(cells) + " |")
     counts = []
-    for i, n in enumerate(names):
+    for i in range(len(names)):
         column = [row[i] for row in table]
         passed = column.count("pass")
         known = len(column) - passed - column.count("skipped")
