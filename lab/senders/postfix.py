@@ -296,7 +296,7 @@ class PostfixSender(MtaSender):
 
     async def inject(self, message: OutgoingMessage) -> None:
         assert self.root is not None
-        self.log.expect(message.message_id, message.rcpt_to)
+        self.log.expect(message.message_id, message.rcpt_to, message.smart_host)
         self.injected(message.message_id)
         started = time.monotonic()
         await self._relay_through(message.smart_host or "")
