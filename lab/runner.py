@@ -220,9 +220,10 @@ class Runner:
             attacks_missing(phase.attacks, backend)
         if scenario.id in self.options.skip:
             missing = [self.options.skip[scenario.id]]
-        if phase.world.smart_host and not type(sender).smart_host:
+        if phase.world.smart_host and not sender.relays():
             missing = [*missing, f"not exercised: the {sender.name} sender cannot be "
-                       "configured with a smart host (a relay the phase sends through)"]
+                       f"configured with a smart host on the {self.options.backend} backend "
+                       "(a relay the phase sends through)"]
         if missing:
             return self._skip(sender, scenario, phase, missing)
         message = OutgoingMessage.probe(phase.rcpt, scenario.id, phase.name,

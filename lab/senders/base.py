@@ -95,6 +95,10 @@ class Sender(Registered):
         """The program's version as installed here ('' where it has none of its own)."""
         return ""
 
+    def relays(self) -> str:
+        """How this sender, as started, relays through a smart host ('' when it cannot)."""
+        return type(self).smart_host
+
     async def start(self, env: SenderEnv) -> None:
         raise NotImplementedError
 

@@ -282,6 +282,12 @@ class PostfixSender(MtaSender):
         self.log.forget()
         self._time("reset", started)
 
+    def relays(self) -> str:
+        # a compose container starts a fresh instance on restart: the setting would not last
+        if self.place is not None and not getattr(self.place, "local", True):
+            return ""
+        return self.smart_host
+
     async def _relay_through(self, relayhost: str) -> None:
         """Set ``relayhost`` (RFC 8461 3.4: the smart host's domain is the policy domain;
         Postfix asks the TLS policy map for the next hop, here that domain). The master is
