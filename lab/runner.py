@@ -247,25 +247,31 @@ class Runner:
             await sender.reset()
         primed = False
         for phase in scenario.phases:
+            quiet_from = self.events.mark()
             if phase.wait_s:
                 # scenario time (a policy's max_age running out), not a synchronisation wait
                 await asyncio.sleep(phase.wait_s)
             record = await self._phase(backend, topology, sender, scenario, phase,
-                                       baseline_ok, primed)
+                                       baseline_ok, primed, quiet_from)
             primed = primed or any(e.get("source") == "policy" and e.get("kind") == "fetch"
                                    for e in record.evidence)
 
     async def _phase(self, backend: Backend, topology: Topology, sender: Sender,
                      scenario: Scenario, phase: Phase, baseline_ok: bool | None,
-                     primed: bool = False) -> Record:
+                     primed: bool = False, quiet_from: int | None = None) -> Record:
         started = time.monotonic()
         missing = scenario_missing(scenario, backend) if phase.name == "baseline" else \
             attacks_missing(phase.attacks, backend)
         if scenario.id in self.options.skip:
             missing = [self.options.skip[scenario.id]]
+        if phase.world.smart_host and not sender.relays():
+            missing = [*missing, f"not exercised: the {sender.name} sender cannot be "
+                       f"configured with a smart host on the {self.options.backend} backend "
+                       "(a relay the phase sends through)"]
         if missing:
             return self._skip(sender, scenario, phase, missing)
-        message = OutgoingMessage.probe(phase.rcpt, scenario.id, phase.name)
+        message = OutgoingMessage.probe(phase.rcpt, scenario.id, phase.name,
+                                        phase.world.smart_host)
         known = scenario.known_failures.get(sender.name) if phase.bears_known_failures \
             else None
         mark = self.events.mark()
@@ -286,6 +292,8 @@ class Runner:
                                     own_status=type(sender).own_status,
                                     timeout_s=self.options.timeout_s or scenario.timeout_s,
                                     grace_s=self.options.grace_s)
+            if quiet_from is not None:  # what the sender did while no mail was sent (C4)
+                obs.quiet = self.events.since(quiet_from)[:mark - quiet_from]
             verdict = decide(phase, obs, known_failure=known, baseline_ok=baseline_ok,
                              primed=primed)
         except Exception as exc:  # an error is a verdict of its own, with its reason
