@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import email.policy
 import gzip
 import json
 from email.message import EmailMessage
@@ -67,4 +68,4 @@ def mail(obj: Any = None, *, gz: bool = True, filename: str | None = None,
                        filename=name)
     msg.replace_header("Content-Type", msg["Content-Type"].replace(
         "multipart/mixed", f'multipart/report; report-type="{report_type}"'))
-    return msg.as_bytes()
+    return msg.as_bytes(policy=email.policy.SMTP)
