@@ -19,13 +19,14 @@ The rules, in order:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from lab.events import DNS, POLICY, PROXY, Event
 from lab.gates import before, gate_of, mtasts_only
 from lab.outcomes import Gate, Level, Outcome, Status, VerdictName
+from lab.report_expect import judge as judge_reports
 from lab.scenario import Phase
 from lab.world import normalize
 
@@ -183,9 +184,13 @@ def _misses(phase: Phase, obs: Observation) -> tuple[list[tuple[str, str]], list
 
 
 def decide(phase: Phase, obs: Observation, *, known_failure: str | None,
-           baseline_ok: bool | None, primed: bool = False) -> Verdict:
+           baseline_ok: bool | None, primed: bool = False, reports: Sequence[Event] = (),
+           reported_before: Iterable[str] = ()) -> Verdict:
     """The verdict for one phase. ``primed``: the sender fetched the policy in an earlier
-    phase of this scenario."""
+    phase of this scenario. ``reports``: the events after the runner closed the sender's
+    reporting period (judged when the phase expects a TLS report, lab.report_expect);
+    ``reported_before``: the transports by which the sender delivered a report earlier in
+    the scenario."""
     if not obs.engaged:
         return Verdict(VerdictName.INCONCLUSIVE, "no evidence that the sender engaged "
                        "(no MX lookup, no policy fetch, no connection)")
@@ -212,6 +217,12 @@ def decide(phase: Phase, obs: Observation, *, known_failure: str | None,
         return Verdict(VerdictName.INCONCLUSIVE, "no outcome before the deadline")
     misses, more = _misses(phase, obs)
     notes += more
+    if phase.expect.report is not None:
+        report_misses, report_notes = judge_reports(phase.expect.report,
+                                                    phase.world.domain.name, reports,
+                                                    reported_before)
+        misses += report_misses
+        notes += report_notes
     hard = [m for lv, m in misses if lv == Level.MUST]
     soft = [f"{lv}-level: {m}" for lv, m in misses if lv != Level.MUST]
     if unread:

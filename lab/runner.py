@@ -27,7 +27,8 @@ from lab.pki import LabPKI
 from lab.scenario import Phase, Scenario
 from lab.sender_options import typed_kwargs
 from lab.senders.base import OutgoingMessage, Sender
-from lab.waits import services_ready, services_synced
+from lab.report_expect import delivered, for_domain, report_events, satisfied
+from lab.waits import reports_settled, services_ready, services_synced
 from lab.world import Topology, World
 from lab.world_setup import publish, service_config
 
@@ -63,6 +64,10 @@ class Record:
     """Gates that stopped the sender, changes it never consulted, the choice it made."""
     exercise_required: bool = False
     """A ``not-exercised`` verdict here fails the run (the phase says so)."""
+    report_expected: dict[str, Any] | None = None
+    """What the phase expects of the TLS reports (lab.report_expect), None: nothing."""
+    reports: list[dict[str, Any]] = field(default_factory=list)
+    """The TLS reports the collector received for the phase: transport, report, findings."""
 
     @property
     def fails_run(self) -> bool:
@@ -202,18 +207,20 @@ class Runner:
             baseline_ok = record.verdict == "pass"
             await sender.reset()
         primed = False
+        reported: set[str] = set()
         for phase in scenario.phases:
             if phase.wait_s:
                 # scenario time (a policy's max_age running out), not a synchronisation wait
                 await asyncio.sleep(phase.wait_s)
             record = await self._phase(backend, topology, sender, scenario, phase,
-                                       baseline_ok, primed)
+                                       baseline_ok, primed, frozenset(reported))
             primed = primed or any(e.get("source") == "policy" and e.get("kind") == "fetch"
                                    for e in record.evidence)
+            reported |= {str(r.get("transport")) for r in record.reports if r.get("delivered")}
 
     async def _phase(self, backend: Backend, topology: Topology, sender: Sender,
                      scenario: Scenario, phase: Phase, baseline_ok: bool | None,
-                     primed: bool = False) -> Record:
+                     primed: bool = False, reported: frozenset[str] = frozenset()) -> Record:
         started = time.monotonic()
         missing = scenario_missing(scenario, backend) if phase.name == "baseline" else \
             attacks_missing(phase.attacks, backend)
@@ -224,6 +231,14 @@ class Runner:
         message = OutgoingMessage.probe(phase.rcpt, scenario.id, phase.name)
         known = scenario.known_failures.get(sender.name) if phase.bears_known_failures \
             else None
+        expect_report = phase.expect.report
+        reports: list[Any] = []
+        if expect_report is not None and phase.name != "baseline":
+            # close the period before the phase, so that its report covers this phase only
+            before = self.events.mark()
+            await sender.flush_reports()
+            await reports_settled(self.events, before, lambda _ev: False,
+                                  sender_reports=type(sender).reports_tlsrpt, grace_s=0.0)
         mark = self.events.mark()
         obs: Observation | None = None
         try:
@@ -242,8 +257,17 @@ class Runner:
                                     own_status=type(sender).own_status,
                                     timeout_s=self.options.timeout_s or scenario.timeout_s,
                                     grace_s=self.options.grace_s)
+            if expect_report is not None and phase.name != "baseline":
+                flushed = self.events.mark()
+                domain = phase.world.domain.name
+                await sender.flush_reports()
+                await reports_settled(
+                    self.events, flushed,
+                    lambda ev: satisfied(expect_report, domain, ev),
+                    sender_reports=type(sender).reports_tlsrpt, grace_s=self.options.grace_s)
+                reports = report_events(self.events.since(mark))
             verdict = decide(phase, obs, known_failure=known, baseline_ok=baseline_ok,
-                             primed=primed)
+                             primed=primed, reports=reports, reported_before=reported)
         except Exception as exc:  # an error is a verdict of its own, with its reason
             verdict = Verdict(ERROR, f"{type(exc).__name__}: {exc}")
         finished = time.monotonic()
@@ -262,8 +286,12 @@ class Runner:
             sni=obs.sni if obs else [], message_id=message.message_id,
             verdict_delay_ms=(round((finished - obs.decided_at) * 1000, 2)
                               if obs and obs.decided_at else None),
-            evidence=[e.as_dict() for e in (obs.events if obs else [])],
+            evidence=[e.as_dict() for e in (obs.events if obs else [])]
+            + [e.as_dict() for e in reports],
             notes=list(verdict.notes), exercise_required=verdict.required,
+            report_expected=expect_report.as_dict() if expect_report else None,
+            reports=[_report_summary(e) for e in
+                     (for_domain(reports, phase.world.domain.name) if expect_report else [])],
         )
         return self._record(record)
 
@@ -282,6 +310,15 @@ class Runner:
             verdict=SKIPPED, level=phase.expect.level, attack_fired=None, duration_s=0.0,
             reason=why, refs=list(scenario.refs), why=why,
             attacks=[a.name for a in phase.attacks]))
+
+
+def _report_summary(event: Any) -> dict[str, Any]:
+    """What the record keeps of one report the collector received."""
+    keep = ("transport", "content_type", "size", "status", "filename", "policy_domains",
+            "tls_report_domain", "tls_report_submitter", "report", "findings")
+    out = {k: event.get(k) for k in keep if event.get(k) is not None}
+    out["delivered"] = delivered(event)
+    return out
 
 
 async def run_catalogue(scenarios: Sequence[Scenario], options: RunOptions,
