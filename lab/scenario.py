@@ -21,15 +21,18 @@ from lab.outcomes import LEVELS, OUTCOMES, STATUSES, Level, Status
 from lab.report_expect import POLICY_TYPES, RESULT_TYPES, TRANSPORTS, ReportExpectation
 from lab.scenario_fields import Fields, ScenarioError
 from lab.scenario_model import Expectation, Phase, Scenario, world_edits
+from lab.tlsrpt.names import REPORT_MX
 from lab.world import (
     DEFAULT_DOMAIN,
     DEFAULT_POLICY_ID,
+    MAX_HTTPS_FAILS,
     MAX_MX,
     MODES,
     TLSA_ANCHORS,
     Domain,
     Policy,
     Tlsa,
+    Tlsrpt,
     World,
     is_test_name,
     normalize,
@@ -41,7 +44,9 @@ EXERCISE = ("reported", "required")
 
 # ---------------------------------------------------------------- world
 
-_DOMAIN_FIELDS = ("domain", "mx", "policy", "sts_txt", "policy_text", "tlsa")
+_DOMAIN_FIELDS = ("domain", "mx", "policy", "sts_txt", "policy_text", "tlsa", "tlsrpt")
+_TLSRPT_FIELDS = ("rua", "records", "report_policy", "https_fails")
+_RUA_SCHEMES = ("https", "mailto")
 _TLSA_FIELDS = ("mx", "usage", "selector", "mtype", "matches", "signed")
 _WORLD_FIELDS = (*_DOMAIN_FIELDS, "other_domains")
 _POLICY_FIELDS = ("mode", "mx", "max_age", "id")
@@ -72,23 +77,69 @@ def _domain(f: Fields) -> Domain:
     mx = f.str_list("mx") if f.has("mx") else (f"mx1.{domain}",)
     for i, host in enumerate(mx):
         _check_name(path, f"{f.sub('mx')}[{i}]", host)
-    policy: Policy | None = None
-    if f.data.get("policy") is not None:
-        p = Fields(path, f.sub("policy"), f.data["policy"], _POLICY_FIELDS)
-        patterns = p.str_list("mx") or tuple(normalize(h) for h in mx)
-        for i, pattern in enumerate(patterns):
-            _check_name(path, f"{p.sub('mx')}[{i}]", pattern, wildcard=True)
-        policy_id = p.text("id", DEFAULT_POLICY_ID)
-        if not re.fullmatch(r"[A-Za-z0-9]{1,32}", policy_id):
-            raise p.error("id", "must be 1 to 32 letters and digits (RFC 8461 3.1); "
-                                "write a malformed record with sts_txt instead")
-        policy = Policy(mode=p.choice("mode", MODES, "enforce"),  # type: ignore[arg-type]
-                        mx=patterns, max_age=p.whole("max_age", 86400, 0, MAX_AGE_LIMIT),
-                        id=policy_id)
+    policy = _policy(f, "policy", mx)
     sts_txt = f.str_list("sts_txt") if f.has("sts_txt") else None
     policy_text = f.text("policy_text") if f.has("policy_text") else None
     return Domain(domain, tuple(normalize(h) for h in mx), policy, sts_txt, policy_text,
-                  _tlsa(f, mx))
+                  _tlsa(f, mx), _tlsrpt(f))
+
+
+def _policy(f: Fields, key: str, mx: tuple[str, ...]) -> Policy | None:
+    if f.data.get(key) is None:
+        return None
+    path = f.path
+    p = Fields(path, f.sub(key), f.data[key], _POLICY_FIELDS)
+    patterns = p.str_list("mx") or tuple(normalize(h) for h in mx)
+    for i, pattern in enumerate(patterns):
+        _check_name(path, f"{p.sub('mx')}[{i}]", pattern, wildcard=True)
+    policy_id = p.text("id", DEFAULT_POLICY_ID)
+    if not re.fullmatch(r"[A-Za-z0-9]{1,32}", policy_id):
+        raise p.error("id", "must be 1 to 32 letters and digits (RFC 8461 3.1); "
+                            "write a malformed record with sts_txt instead")
+    return Policy(mode=p.choice("mode", MODES, "enforce"),  # type: ignore[arg-type]
+                  mx=patterns, max_age=p.whole("max_age", 86400, 0, MAX_AGE_LIMIT),
+                  id=policy_id)
+
+
+def _tlsrpt(f: Fields) -> Tlsrpt | None:
+    """``tlsrpt: {rua: [https, mailto]}`` (one valid record naming the lab's collector) or
+    ``tlsrpt: {records: [TXT, ...]}`` (raw values with ``{https}``/``{mailto}``), plus
+    ``report_policy`` (the report domain's MTA-STS policy) and ``https_fails``."""
+    if f.data.get("tlsrpt") is None:
+        return None
+    t = Fields(f.path, f.sub("tlsrpt"), f.data["tlsrpt"], _TLSRPT_FIELDS)
+    has_rua, has_records = t.data.get("rua") is not None, t.data.get("records") is not None
+    if has_rua == has_records:
+        raise ScenarioError(f.path, t.where, "give exactly one of rua (a valid record naming "
+                            "the lab's collector) or records (raw TXT values); a phase that "
+                            "switches sets the other to null")
+    if has_rua:
+        schemes = t.str_list("rua")
+        if not schemes:
+            raise t.error("rua", "must name https, mailto or both")
+        for i, scheme in enumerate(schemes):
+            if scheme not in _RUA_SCHEMES:
+                raise ScenarioError(f.path, f"{t.sub('rua')}[{i}]", "must be one of "
+                                    f"{', '.join(_RUA_SCHEMES)}, not {scheme!r}")
+        if len(set(schemes)) != len(schemes):
+            raise t.error("rua", "names a scheme twice")
+        records = Tlsrpt.for_rua(schemes)
+    else:
+        raw = t.data["records"]
+        if not isinstance(raw, list):
+            raise t.error("records", "must be a list of TXT values (strings)")
+        for i, item in enumerate(raw):
+            if not isinstance(item, str):
+                raise ScenarioError(f.path, f"{t.sub('records')}[{i}]",
+                                    "must be a string (DNS splits values over 255 bytes)")
+            for name in re.findall(r"\{([A-Za-z_]*)\}", item):
+                if name not in _RUA_SCHEMES:
+                    raise ScenarioError(f.path, f"{t.sub('records')}[{i}]",
+                                        f"unknown placeholder {{{name}}} (known: {{https}}, "
+                                        "{mailto})")
+        records = tuple(raw)
+    return Tlsrpt(records, _policy(t, "report_policy", (REPORT_MX,)),
+                  int(t.whole("https_fails", 0, 0, MAX_HTTPS_FAILS)))
 
 
 def _tlsa(f: Fields, mx: tuple[str, ...]) -> tuple[Tlsa, ...]:
@@ -125,7 +176,9 @@ def _world(path: str, where: str, raw: Any) -> World:
         raise f.error("other_domains", "each domain may appear once")
     world = World(tuple(domains))
     if len(world.mx_hosts()) > MAX_MX:
-        raise f.error("mx", f"at most {MAX_MX} MX hosts in a world")
+        raise f.error("mx", f"at most {MAX_MX} MX hosts in a world"
+                      + (" (the TLS-RPT report domain's MX takes one)"
+                         if world.report_domain else ""))
     return world
 
 
