@@ -151,8 +151,12 @@ def content_misses(expect: ReportExpectation, domain: str,
                 misses.append(f"{key} {got}, expected {want} {words} session"
                               f"{'s' if want != 1 else ''} (RFC 8460 4.4)")
     if expect.mx_host is not None:
-        hosts = [str((e.get("policy") or {}).get("mx-host") or "") for e in entries]
-        names = {normalize(h.strip()) for joined in hosts for h in joined.split(",")}
+        hosts: list[str] = []
+        for e in entries:
+            value = (e.get("policy") or {}).get("mx-host")
+            hosts += [str(v) for v in value] if isinstance(value, list) else \
+                [str(value)] if value else []
+        names = {normalize(h.strip()) for h in hosts}
         if normalize(expect.mx_host) not in names:
             misses.append(f"mx-host {', '.join(h for h in hosts if h) or 'missing'}, "
                           f"expected {expect.mx_host} (RFC 8460 4.4)")

@@ -67,21 +67,21 @@ class SessionNote:
     def _result(self, tlsa: bool, result_type: str | None = None, mx: str | None = None,
                 address: str | None = None, reason: str | None = None) -> SessionResult:
         if tlsa:
-            ptype, pstring, mx_host = "tlsa", (), None
+            ptype, pstring, mx_host = "tlsa", (), ()
         elif self.policy is not None:
             ptype, pstring = "sts", policy_lines(self.policy)
-            mx_host = ",".join(self.policy.mx) or None
+            mx_host = tuple(self.policy.mx)
         else:
-            ptype, pstring, mx_host = "no-policy-found", (), None
-        return SessionResult(self.domain, ptype, pstring, mx_host, result_type,  # type: ignore[arg-type]
-                             mx, address, reason)
+            ptype, pstring, mx_host = "no-policy-found", (), ()
+        return SessionResult(self.domain, ptype, pstring, mx_host,  # type: ignore[arg-type]
+                             result_type, mx, address, reason)
 
     def policy_failure(self, error: str) -> None:
         result_type, _, reason = error.partition(": ")
         if result_type not in ("sts-policy-fetch-error", "sts-policy-invalid",
                                "sts-webpki-invalid"):
             return
-        self.reporting.add(SessionResult(self.domain, "sts", (), None, result_type,
+        self.reporting.add(SessionResult(self.domain, "sts", (), (), result_type,
                                          None, None, reason))
         self.done = True
 

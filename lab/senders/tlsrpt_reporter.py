@@ -95,8 +95,8 @@ class SessionResult:
     policy_type: PolicyType
     policy_string: tuple[str, ...] = ()
     """The policy's lines (STS) or TLSA records, as the sender applied them."""
-    mx_host: str | None = None
-    """For an STS policy: the policy's mx patterns, joined by commas as in the examples."""
+    mx_host: tuple[str, ...] = ()
+    """For an STS policy: the policy's mx patterns (``mx-host`` is a list, RFC 8460 4.4)."""
     result_type: str | None = None
     """None: a successful session."""
     receiving_mx_hostname: str | None = None
@@ -140,7 +140,7 @@ def build_report(domain: str, results: Iterable[SessionResult], *, organization:
     (successful and failed sessions), and ``failure-details`` grouped by result type and
     receiving host. ``count_offset`` and ``policy_type`` exist only for the mutants that
     miscount or mislabel (``lab.senders.profiles``)."""
-    groups: dict[tuple[str, tuple[str, ...], str | None], list[SessionResult]] = {}
+    groups: dict[tuple[str, tuple[str, ...], tuple[str, ...]], list[SessionResult]] = {}
     for r in results:
         groups.setdefault((r.policy_type, r.policy_string, r.mx_host), []).append(r)
     policies = []
@@ -150,7 +150,7 @@ def build_report(domain: str, results: Iterable[SessionResult], *, organization:
         if pstring:
             policy["policy-string"] = list(pstring)
         if mx_host:
-            policy["mx-host"] = mx_host
+            policy["mx-host"] = list(mx_host)
         details: dict[tuple[str, str | None, str | None], int] = {}
         reasons: dict[tuple[str, str | None, str | None], str | None] = {}
         for r in rs:
