@@ -156,8 +156,10 @@ class ReferenceSender(OwnSender):
                                       http_cache=self.http_cache)
             policy = parse_policy(text, self.profile)
         except PolicyFetchError as exc:
+            self.reporting.policy_failure(domain, exc.result_type, exc.reason)
             return None, f"{exc.result_type}: {exc.reason}"
         except PolicyError as exc:
+            self.reporting.policy_failure(domain, "sts-policy-invalid", str(exc))
             return None, f"sts-policy-invalid: {exc}"
         self.cache.put(domain, policy, record_id)
         return policy, None
@@ -209,8 +211,9 @@ class ReferenceSender(OwnSender):
         p = self.profile
         failures: list[str] = []
         note = self.reporting.session(domain, policy)
-        if policy is None and decision.error and decision.id:
-            note.policy_failure(decision.error)  # a valid record, no usable policy (4.3.2.2)
+        if policy is None and decision.source == "none" and decision.error \
+                and decision.error.startswith("sts-"):
+            note.done = True  # the session counted once, as the policy failure (4.3.2.2)
         for _, mx in hosts:
             if mode == "enforce" and policy is not None and not p.skip_mx_match \
                     and not policy.matches(mx, p):

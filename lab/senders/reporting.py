@@ -76,15 +76,6 @@ class SessionNote:
         return SessionResult(self.domain, ptype, pstring, mx_host,  # type: ignore[arg-type]
                              result_type, mx, address, reason)
 
-    def policy_failure(self, error: str) -> None:
-        result_type, _, reason = error.partition(": ")
-        if result_type not in ("sts-policy-fetch-error", "sts-policy-invalid",
-                               "sts-webpki-invalid"):
-            return
-        self.reporting.add(SessionResult(self.domain, "sts", (), (), result_type,
-                                         None, None, reason))
-        self.done = True
-
     def failure(self, mx: str, address: str | None, result_type: str, reason: str,
                 tlsa: bool) -> None:
         if not self.done:
@@ -105,6 +96,10 @@ class Reporting:
 
     def session(self, domain: str, policy: StsPolicy | None) -> SessionNote:
         return SessionNote(self, domain, policy)
+
+    def policy_failure(self, domain: str, result_type: str, reason: str) -> None:
+        """A valid STS record whose policy could not be fetched or used (4.3.2.2)."""
+        self.add(SessionResult(domain, "sts", (), (), result_type, None, None, reason))
 
     def add(self, result: SessionResult) -> None:
         p = self.sender.profile
