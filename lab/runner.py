@@ -266,6 +266,11 @@ class Runner:
                     lambda ev: satisfied(expect_report, domain, ev),
                     sender_reports=type(sender).reports_tlsrpt, grace_s=self.options.grace_s)
                 reports = report_events(self.events.since(mark))
+                # the evidence again: attacks on the report's path act after the decision
+                obs = await observe(self.events, mark, phase, message.message_id,
+                                    own_status=type(sender).own_status,
+                                    timeout_s=self.options.timeout_s or scenario.timeout_s,
+                                    grace_s=self.options.grace_s)
             verdict = decide(phase, obs, known_failure=known, baseline_ok=baseline_ok,
                              primed=primed, reports=reports, reported_before=reported)
         except Exception as exc:  # an error is a verdict of its own, with its reason
@@ -286,8 +291,7 @@ class Runner:
             sni=obs.sni if obs else [], message_id=message.message_id,
             verdict_delay_ms=(round((finished - obs.decided_at) * 1000, 2)
                               if obs and obs.decided_at else None),
-            evidence=[e.as_dict() for e in (obs.events if obs else [])]
-            + [e.as_dict() for e in reports],
+            evidence=[e.as_dict() for e in (obs.events if obs else [])],
             notes=list(verdict.notes), exercise_required=verdict.required,
             report_expected=expect_report.as_dict() if expect_report else None,
             reports=[_report_summary(e) for e in
