@@ -28,8 +28,11 @@ def sender_name(spec: ProfileSpec) -> str:
     return f"{BASE}:{spec.name}"
 
 
-def kills(record: Record) -> bool:
-    """A must-level phase that this sender fails (or is a listed known failure for)."""
+def kills(record: Record, level: str = "must") -> bool:
+    """A must-level phase that this sender fails (or is a listed known failure for). A
+    mutant of a SHOULD (``level="should"``) is killed by a should-level miss as well."""
+    if level == "should":
+        return record.verdict in (FAIL, KNOWN_FAILURE)
     return record.level == "must" and (
         (record.verdict == FAIL and not record.advisory) or record.verdict == KNOWN_FAILURE)
 
@@ -121,7 +124,7 @@ async def score(scenarios: Sequence[Scenario], *, jobs: int = 2, grace_s: float 
         async with gate:
             recs = await run_catalogue(subset, RunOptions(senders=[sender_name(spec)],
                                                           grace_s=grace_s))
-        return sender_name(spec), [_where(r) for r in recs if kills(r)]
+        return sender_name(spec), [_where(r) for r in recs if kills(r, spec.level)]
 
     for name, why in await asyncio.gather(*(one(m) for m in mutants)):
         result.killed[name] = why

@@ -73,6 +73,7 @@ class Profile:
     report_no_retry: bool = False
     report_wrong_counts: bool = False
     report_wrong_policy_type: bool = False
+    report_wrong_media_type: bool = False
 
 
 COMPLIANT = Profile()
@@ -202,6 +203,9 @@ PROFILES: tuple[ProfileSpec, ...] = (
     _m("report-wrong-counts", "report_wrong_counts", "R2", "RFC 8460 4.4",
        "the summary counts the sessions of the period; this mutant counts one failure too "
        "many"),
+    _m("report-wrong-media-type", "report_wrong_media_type", "R4", "RFC 8460 5.3",
+       "a report is application/tlsrpt+gzip or application/tlsrpt+json; this mutant sends "
+       "application/json"),
     _m("report-wrong-policy-type", "report_wrong_policy_type", "R2", "RFC 8460 4.4",
        "policy-type names the policy applied (sts for MTA-STS); this mutant says "
        "no-policy-found"),

@@ -210,6 +210,8 @@ class Reporting:
         compressed = not sender.profile.report_plain_json
         if uri.startswith("https:"):
             ctype = "application/tlsrpt+gzip" if compressed else "application/tlsrpt+json"
+            if sender.profile.report_wrong_media_type:
+                ctype = "application/json"
             await post_https(uri, encode(report, compressed), ctype, sender.resolver,
                              env.ca_file)
             return
@@ -217,7 +219,9 @@ class Reporting:
         unique = report_id.replace("-", "").replace("T", "")
         msg = report_mail(report, domain=domain, submitter=SUBMITTER,
                           mail_from=f"tlsrpt-noreply@{SUBMITTER}", rcpt=rcpt, start=start,
-                          end=end, unique=unique, compressed=compressed)
+                          end=end, unique=unique, compressed=compressed,
+                          media_type="application/json"
+                          if sender.profile.report_wrong_media_type else None)
         raw = msg.as_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
         signed = dkim_sign(raw, SUBMITTER, DKIM_SELECTOR, self.key)
         await send_mail(rcpt, signed, f"tlsrpt-noreply@{SUBMITTER}", sender.resolver,

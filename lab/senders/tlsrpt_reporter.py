@@ -203,7 +203,7 @@ def file_name(submitter: str, domain: str, start: datetime, end: datetime, uniqu
 
 def report_mail(report: dict[str, Any], *, domain: str, submitter: str, mail_from: str,
                 rcpt: str, start: datetime, end: datetime, unique: str,
-                compressed: bool = True) -> EmailMessage:
+                compressed: bool = True, media_type: str | None = None) -> EmailMessage:
     """5.3: a ``multipart/report; report-type=tlsrpt`` message with the report attached,
     TLS-Report-Domain and TLS-Report-Submitter headers and a 5.1 file name (unsigned; the
     delivery part adds the DKIM signature)."""
@@ -218,6 +218,8 @@ def report_mail(report: dict[str, Any], *, domain: str, submitter: str, mail_fro
     msg.set_content(f"This is an aggregate TLS report from {submitter} for {domain}.\n")
     body = encode(report, compressed)
     subtype = "tlsrpt+gzip" if compressed else "tlsrpt+json"
+    if media_type is not None:  # the wrong-media-type mutant
+        subtype = media_type.partition("/")[2]
     msg.add_attachment(body, maintype="application", subtype=subtype,
                        filename=file_name(submitter, domain, start, end, unique, compressed))
     msg.set_type("multipart/report")
