@@ -9,6 +9,11 @@ from lab.report_text import expected_words
 from lab.scenario_model import Scenario
 
 
+def _target(attack: object) -> str:
+    mx = getattr(attack, "mx", None)
+    return f" on {mx}" if mx else ""
+
+
 def explain(s: Scenario) -> str:
     wrap = textwrap.TextWrapper(width=88)
     out = [s.id, "=" * len(s.id), s.summary, ""]
@@ -25,9 +30,8 @@ def explain(s: Scenario) -> str:
                    + "reports.test)")
     out.append("")
     for p in s.phases:
-        attacks = ", ".join(
-            f"{a.name}" + (f" on {a.mx}" if getattr(a, "mx", None) else "") + f" ({a.summary})"
-            for a in p.attacks) or "no attack"
+        attacks = ", ".join(f"{a.name}{_target(a)} ({a.summary})" for a in p.attacks) \
+            or "no attack"
         out.append(f"Phase {p.name}: {attacks}")
         out.append(f"  a compliant sender: {' or '.join(p.expect.outcome)} "
                    f"({p.expect.level})")

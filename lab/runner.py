@@ -24,10 +24,10 @@ from lab.dane_world import anchors as dane_anchors
 from lab.events import RUNNER, EventLog
 from lab.oracle import ERROR, SKIPPED, Observation, Verdict, decide, observe
 from lab.pki import LabPKI
+from lab.report_expect import delivered, for_domain, report_events, satisfied
 from lab.scenario import Phase, Scenario
 from lab.sender_options import typed_kwargs
 from lab.senders.base import OutgoingMessage, Sender
-from lab.report_expect import delivered, for_domain, report_events, satisfied
 from lab.waits import reports_settled, services_ready, services_synced
 from lab.world import Topology, World
 from lab.world_setup import publish, service_config

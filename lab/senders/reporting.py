@@ -66,13 +66,15 @@ class SessionNote:
 
     def _result(self, tlsa: bool, result_type: str | None = None, mx: str | None = None,
                 address: str | None = None, reason: str | None = None) -> SessionResult:
+        pstring: tuple[str, ...] = ()
+        mx_host: tuple[str, ...] = ()
         if tlsa:
-            ptype, pstring, mx_host = "tlsa", (), ()
+            ptype = "tlsa"
         elif self.policy is not None:
             ptype, pstring = "sts", policy_lines(self.policy)
             mx_host = tuple(self.policy.mx)
         else:
-            ptype, pstring, mx_host = "no-policy-found", (), ()
+            ptype = "no-policy-found"
         return SessionResult(self.domain, ptype, pstring, mx_host,  # type: ignore[arg-type]
                              result_type, mx, address, reason)
 
