@@ -39,6 +39,10 @@ REPORT_EVENT = "tlsrpt-report"
 READ_TIMEOUT_S = 10.0
 MAX_REQUESTS = 100
 """Requests served on one connection before it is closed."""
+LINGER_S = 2.0
+LINGER_BYTES = 16 << 20
+"""After refusing a body, read and drop at most this much (for at most ``LINGER_S``) before
+closing, so the client reads the 413 instead of a reset; nothing of it is kept."""
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,7 @@ class Collector:
                 f"Content-Length {length}, over {MAX_BODY_BYTES} bytes; refused unread")])
             await self._answer(conn, writer, 413, close=True)
             self._report(sub, 413, path, peer)
+            await _linger(reader)
             return False
         body, complete = await self._body(conn, reader)
         if not complete:
@@ -129,6 +134,7 @@ class Collector:
                 f"a body over {MAX_BODY_BYTES} bytes; reading stopped there")])
             await self._answer(conn, writer, 413, close=True)
             self._report(sub, 413, path, peer)
+            await _linger(reader)
             return False
         sub = examine("https", body, content_type)
         if self._failures_left > 0:
@@ -188,6 +194,19 @@ class Collector:
         data = sub.event()
         data.update(status=status, path=path, peer=peer, failed_on_purpose=on_purpose)
         self.emit(COLLECTOR, REPORT_EVENT, data)
+
+
+async def _linger(reader: asyncio.StreamReader) -> None:
+    dropped = 0
+    try:
+        async with asyncio.timeout(LINGER_S):
+            while dropped < LINGER_BYTES:
+                data = await reader.read(65536)
+                if not data:
+                    return
+                dropped += len(data)
+    except (OSError, TimeoutError):
+        return
 
 
 def findings_of(data: dict[str, Any]) -> list[Finding]:

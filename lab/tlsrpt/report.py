@@ -80,15 +80,19 @@ def validate_report(obj: Any) -> list[Finding]:
     if not isinstance(obj, dict):
         return findings
     findings += _dates(obj.get("date-range"))
-    for i, policy in enumerate(obj.get("policies") or []):
+    for i, policy in enumerate(_list(obj.get("policies"))):
         if not isinstance(policy, dict):
             continue
-        for j, detail in enumerate(policy.get("failure-details") or []):
+        for j, detail in enumerate(_list(policy.get("failure-details"))):
             kind = detail.get("result-type") if isinstance(detail, dict) else None
             if isinstance(kind, str) and kind not in RESULT_TYPES:
                 findings.append(rfc("4.3", f"policies[{i}].failure-details[{j}].result-type: "
                                            f"{kind!r} is not a result type of RFC 8460 4.3"))
     return findings
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _dates(date_range: Any) -> list[Finding]:
