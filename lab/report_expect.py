@@ -93,13 +93,16 @@ def for_domain(events: Iterable[Event], domain: str) -> list[Event]:
     return out
 
 
-def satisfied(expect: ReportExpectation, domain: str, events: Sequence[Event]) -> bool:
+def satisfied(expect: ReportExpectation, domain: str, events: Sequence[Event], *,
+              every: bool = False) -> bool:
     """Whether the reports the phase waits for are there (``none``: never; it waits for the
-    sender's word instead)."""
+    sender's word instead). ``every``: a report by each transport the expectation names (the
+    runner waits for all, so that each is judged; one is enough to meet it)."""
     if expect.none:
         return False
-    return any(delivered(e) and e.get("transport") in expect.transport
-               for e in for_domain(events, domain))
+    came = {e.get("transport") for e in for_domain(events, domain) if delivered(e)}
+    wanted = set(expect.transport)
+    return wanted <= came if every else bool(wanted & came)
 
 
 def _entries(report: Mapping[str, Any], domain: str) -> list[Mapping[str, Any]]:

@@ -263,7 +263,7 @@ class Runner:
                 await sender.flush_reports()
                 await reports_settled(
                     self.events, flushed,
-                    lambda ev: satisfied(expect_report, domain, ev),
+                    lambda ev: satisfied(expect_report, domain, ev, every=True),
                     sender_reports=type(sender).reports_tlsrpt, grace_s=self.options.grace_s)
                 reports = report_events(self.events.since(mark))
                 # the evidence again: attacks on the report's path act after the decision

@@ -32,6 +32,8 @@ def test_the_expected_report_passes() -> None:
     misses, notes = judge(STRIP, "victim.test", [_event()])
     assert misses == [] and notes == ["TLS report received by https"]
     assert satisfied(STRIP, "victim.test", [_event()])
+    assert not satisfied(STRIP, "victim.test", [_event()], every=True)
+    assert satisfied(STRIP, "victim.test", [_event(), _event("mailto")], every=True)
 
 
 def test_content_misses_are_must() -> None:
