@@ -28,6 +28,14 @@ def explain(s: Scenario) -> str:
                    + "; ".join(repr(r) for r in tlsrpt.records)
                    + " (reports go to the lab's collector; its report domain is "
                    + "reports.test)")
+    if s.world.smart_host:
+        relay = s.world.policy_domain
+        rp = relay.policy
+        out.append(f"The sender relays through the smart host {relay.name} (MX "
+                   + ", ".join(relay.mx)
+                   + (f", policy mode {rp.mode} (mx: {', '.join(rp.mx)})" if rp
+                      else ", no MTA-STS policy")
+                   + "): its domain is the policy domain (RFC 8461 3.4)")
     out.append("")
     for p in s.phases:
         attacks = ", ".join(f"{a.name}{_target(a)} ({a.summary})" for a in p.attacks) \

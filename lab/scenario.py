@@ -48,7 +48,7 @@ _DOMAIN_FIELDS = ("domain", "mx", "policy", "sts_txt", "policy_text", "tlsa", "t
 _TLSRPT_FIELDS = ("rua", "records", "report_policy", "https_fails")
 _RUA_SCHEMES = ("https", "mailto")
 _TLSA_FIELDS = ("mx", "usage", "selector", "mtype", "matches", "signed")
-_WORLD_FIELDS = (*_DOMAIN_FIELDS, "other_domains")
+_WORLD_FIELDS = (*_DOMAIN_FIELDS, "other_domains", "smart_host")
 _POLICY_FIELDS = ("mode", "mx", "max_age", "id")
 
 
@@ -163,7 +163,7 @@ def _tlsa(f: Fields, mx: tuple[str, ...]) -> tuple[Tlsa, ...]:
 def _world(path: str, where: str, raw: Any) -> World:
     """The recipient domain at the top level, more domains under ``other_domains``."""
     f = Fields(path, where, raw if raw is not None else {}, _WORLD_FIELDS)
-    top = {k: v for k, v in f.data.items() if k != "other_domains"}
+    top = {k: v for k, v in f.data.items() if k not in ("other_domains", "smart_host")}
     domains = [_domain(Fields(path, where, top, _DOMAIN_FIELDS))]
     others = f.data.get("other_domains") or []
     if not isinstance(others, list):
@@ -174,7 +174,13 @@ def _world(path: str, where: str, raw: Any) -> World:
     names = [d.name for d in domains]
     if len(set(names)) != len(names):
         raise f.error("other_domains", "each domain may appear once")
-    world = World(tuple(domains))
+    smart_host = f.text("smart_host") or None
+    if smart_host is not None:
+        smart_host = normalize(_check_name(path, f.sub("smart_host"), smart_host))
+        if smart_host not in names[1:]:
+            raise f.error("smart_host", f"{smart_host!r} must name one of other_domains "
+                                        "(the smart host's own domain, with its MX hosts)")
+    world = World(tuple(domains), smart_host)
     if len(world.mx_hosts()) > MAX_MX:
         raise f.error("mx", f"at most {MAX_MX} MX hosts in a world"
                       + (" (the TLS-RPT report domain's MX takes one)"
@@ -189,7 +195,8 @@ _TOP_FIELDS = ("summary", "refs", "teach", "covers", "world", "phases", "known_f
 _PHASE_FIELDS = ("name", "world", "attacks", "expect", "rcpt", "wait_s", "exercise",
                  "state_decides", "primes")
 _EXPECT_FIELDS = ("outcome", "level", "status", "sni", "status_level", "stricter",
-                  "after_fetch", "say", "fetch_sni", "no_fetch", "needs_fetch", "report")
+                  "after_fetch", "say", "fetch_sni", "no_fetch", "needs_fetch", "report",
+                  "refreshed")
 _REPORT_FIELDS = ("policy_type", "result_type", "failures", "successes", "mx_host",
                   "transport", "level", "reporter_level")
 PRIME = "prime"
@@ -231,7 +238,7 @@ def _expect(f: Fields, key: str, default: Mapping[str, Any] | None = None) -> Ex
     return Expectation(outcomes, e.choice("level", LEVELS, "must"), status, sni,
                        e.choice("status_level", LEVELS, Level.SHOULD), stricter, after_fetch,
                        no_fetch, _flag(e, "needs_fetch"), dict(sf.data),
-                       e.text("fetch_sni") or None, _report(e))
+                       e.text("fetch_sni") or None, _report(e), _flag(e, "refreshed"))
 
 
 def _report(e: Fields) -> ReportExpectation | None:
@@ -334,8 +341,13 @@ def parse(data: Any, path: str, scenario_id: str) -> Scenario:
             flags[key] = pf.data.get(key, False)
             if not isinstance(flags[key], bool):
                 raise pf.error(key, f"must be true or false, not {flags[key]!r}")
+        expect = _expect(pf, "expect")
+        wait_s = pf.number("wait_s", 0.0, 0.0, 120.0)
+        if expect.refreshed and not wait_s:
+            raise ScenarioError(path, f"{pf.sub('expect')}.refreshed", "needs the phase's "
+                                "wait_s: a refresh is looked for while the lab sends no mail")
         phases.append(Phase(pf.text("name", f"phase{i + 1}"), phase_world, attacks,
-                            _expect(pf, "expect"), rcpt, pf.number("wait_s", 0.0, 0.0, 120.0),
+                            expect, rcpt, wait_s,
                             pf.choice("exercise", EXERCISE, "reported"), flags["state_decides"],
                             flags["primes"],
                             world_edits(phases[-1].world if phases else None, phase_world)))

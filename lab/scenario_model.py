@@ -41,6 +41,9 @@ class Expectation:
     """The server name the sender must send when it fetches the policy (F4)."""
     report: ReportExpectation | None = None
     """The TLS report the phase must produce, or ``none`` (lab.report_expect)."""
+    refreshed: bool = False
+    """The sender must have fetched the policy during the phase's ``wait_s``, while no mail
+    was sent: a proactive refresh of its cached policy (C4)."""
 
     @property
     def allowed(self) -> tuple[str, ...]:

@@ -148,6 +148,9 @@ class Domain:
 @dataclass(frozen=True)
 class World:
     domains: tuple[Domain, ...] = (Domain(),)
+    smart_host: str | None = None
+    """The domain of a smart host the sender relays through (one of ``domains``, not the
+    recipient's): it is the policy domain (RFC 8461 3.4). None: direct delivery."""
 
     @property
     def domain(self) -> Domain:
@@ -178,6 +181,15 @@ class World:
         report = self.report_domain
         own = {normalize(h) for d in self.domains for h in d.mx}
         return [normalize(h) for h in report.mx if normalize(h) not in own] if report else []
+
+    @property
+    def policy_domain(self) -> Domain:
+        """The domain whose policy applies: the smart host's, else the recipient's."""
+        if self.smart_host is not None:
+            for d in self.domains:
+                if d.name == normalize(self.smart_host):
+                    return d
+        return self.domain
 
     def mx_hosts(self) -> list[str]:
         """Every MX host name in slot order (the report domain's last)."""

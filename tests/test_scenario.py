@@ -79,6 +79,10 @@ def test_catalogue_ids_are_paths_without_suffix() -> None:
      "phases[0].expect.report.mx_host", ".test"),
     ("phases: [{expect: {outcome: delivered-tls, report: {count: 1}}}]",
      "phases[0].expect.report.count", "unknown field"),
+    ("world: {smart_host: relay.test}", "world.smart_host", "one of other_domains"),
+    ("world: {smart_host: relay.example}", "world.smart_host", ".test"),
+    ("phases: [{expect: {outcome: delivered-tls, refreshed: true}}]",
+     "phases[0].expect.refreshed", "wait_s"),
 ])
 def test_errors_name_the_file_and_the_field(change: str, field: str, words: str) -> None:
     data = yaml.safe_load(GOOD)
@@ -162,3 +166,14 @@ def test_report_expectation_loads() -> None:
         1, None, "should", "must")
     assert s.phases[1].expect.report is not None and s.phases[1].expect.report.none
     assert s.baseline is not None and s.baseline.expect.report is None
+
+
+def test_a_smart_host_is_the_policy_domain() -> None:
+    data = yaml.safe_load(GOOD)
+    data["world"] = {"policy": {"mode": "enforce"}, "smart_host": "relay.test",
+                     "other_domains": [{"domain": "relay.test", "policy": {"mode": "testing"}}]}
+    world = parse(data, "t.yaml", "t").world
+    assert world.smart_host == "relay.test"
+    assert world.policy_domain.name == "relay.test" and world.domain.name == "victim.test"
+    data["world"].pop("smart_host")
+    assert parse(data, "t.yaml", "t").world.policy_domain.name == "victim.test"

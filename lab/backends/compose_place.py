@@ -25,7 +25,7 @@ from lab.backends import compose_docker as cd
 from lab.senders.agent import READY_FILE, ca_digest, parse_ready, split_line
 from lab.senders.place import CMD_TIMEOUT_S, LineSink, MtaSetup, PlaceError
 
-START_TIMEOUT_S = 30.0
+START_TIMEOUT_S = 120.0  # a deadline, not a wait: a loaded 2-core host needs it
 
 
 class ComposePlace:

@@ -3,7 +3,8 @@
 A ``Profile`` is a set of switches, all off for the reference sender itself. Each switch is
 read at the one place its rule is enforced (discovery, the policy parser, the fetch, the
 cache, MX matching, the SMTP/TLS client, DANE). A *variant* turns on one choice the RFC
-allows; a *mutant* turns on one violation of a MUST. ``--sender reference:<profile>``
+allows; a *mutant* turns on one violation of a MUST (or, for a SHOULD rule such as C4, one
+miss of that SHOULD). ``--sender reference:<profile>``
 selects one (see ``lab.registry``). docs/VARIANTS.md is generated from ``PROFILES``.
 """
 
@@ -55,6 +56,7 @@ class Profile:
     failed_fetch_wipes: bool = False
     cache_never_expires: bool = False
     parent_fallback: bool = False
+    recipient_policy_via_smart_host: bool = False
     wildcard_any_depth: bool = False
     skip_mx_match: bool = False
     cert_against_patterns: bool = False
@@ -74,6 +76,8 @@ class Profile:
     report_wrong_counts: bool = False
     report_wrong_policy_type: bool = False
     report_wrong_media_type: bool = False
+    # --- misses of a SHOULD ---
+    no_proactive_refresh: bool = False
 
 
 COMPLIANT = Profile()
@@ -90,8 +94,6 @@ class ProfileSpec:
     section: str
     says: str
     """What the RFC says there, in the lab's words."""
-    level: str = "must"
-    """The level of the rule a mutant breaks (``should``: killed by a should-level miss)."""
 
     @property
     def profile(self) -> Profile:
@@ -102,9 +104,8 @@ def _v(name: str, switch: str, rule: str, section: str, says: str) -> ProfileSpe
     return ProfileSpec(name, "variant", switch, rule, section, says)
 
 
-def _m(name: str, switch: str, rule: str, section: str, says: str,
-       level: str = "must") -> ProfileSpec:
-    return ProfileSpec(name, "mutant", switch, rule, section, says, level)
+def _m(name: str, switch: str, rule: str, section: str, says: str) -> ProfileSpec:
+    return ProfileSpec(name, "mutant", switch, rule, section, says)
 
 
 PROFILES: tuple[ProfileSpec, ...] = (
@@ -163,6 +164,10 @@ PROFILES: tuple[ProfileSpec, ...] = (
        "a cached policy lives max_age seconds, then it is gone"),
     _m("parent-domain-fallback", "parent_fallback", "S1", "RFC 8461 3.4",
        "the policy domain is the recipient domain; a parent's policy never applies"),
+    _m("recipient-policy-via-smart-host", "recipient_policy_via_smart_host", "S1",
+       "RFC 8461 3.4",
+       "relaying through a smart host, the smart host's domain is the policy domain, not the "
+       "recipient's"),
     _m("two-label-wildcard", "wildcard_any_depth", "M1", "RFC 8461 4.1",
        "'*.' matches exactly one left-most label"),
     _m("skips-mx-match", "skip_mx_match", "M1", "RFC 8461 4.1",
@@ -198,8 +203,7 @@ PROFILES: tuple[ProfileSpec, ...] = (
        "two _smtp._tls records mean the domain does not implement TLS-RPT; this mutant "
        "reports to the first"),
     _m("report-no-retry", "report_no_retry", "R6", "RFC 8460 5.5",
-       "a failed report submission SHOULD be retried; this mutant gives up at once",
-       level="should"),
+       "a failed report submission SHOULD be retried; this mutant gives up at once"),
     _m("report-wrong-counts", "report_wrong_counts", "R2", "RFC 8460 4.4",
        "the summary counts the sessions of the period; this mutant counts one failure too "
        "many"),
@@ -209,6 +213,9 @@ PROFILES: tuple[ProfileSpec, ...] = (
     _m("report-wrong-policy-type", "report_wrong_policy_type", "R2", "RFC 8460 4.4",
        "policy-type names the policy applied (sts for MTA-STS); this mutant says "
        "no-policy-found"),
+    _m("never-refreshes", "no_proactive_refresh", "C4", "RFC 8461 3.3, 10.2",
+       "a SHOULD: refresh a cached policy before it expires, so that an attacker who blocks "
+       "the fetch when it expires does not end the protection"),
 )
 
 BY_NAME: dict[str, ProfileSpec] = {p.name: p for p in PROFILES}

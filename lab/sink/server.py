@@ -23,7 +23,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session, TLSSetupException
 
 from lab.events import COLLECTOR, SINK, Emit
 from lab.pki import LabPKI
-from lab.tlsrpt import REPORT_DOMAIN, REPORT_EVENT, examine
+from lab.tlsrpt import REPORT_DOMAIN, examine
 
 IDENT = "mtasts-lab sink"
 TIMEOUT_S = 60.0
@@ -195,7 +195,7 @@ class _Handler:
             report = examine("mailto", content).event()
             report.update(mail_from=envelope.mail_from, rcpt_tos=list(envelope.rcpt_tos),
                           message_id=record["message_id"], tls=tls["tls"], mx=record["mx"])
-            self.sink.emit(COLLECTOR, REPORT_EVENT, report)
+            self.sink.emit(COLLECTOR, "tlsrpt-report", report)
         return "250 2.0.0 OK: queued by mtasts-lab sink"
 
     def handle_STARTTLS(self, server: SMTP, session: Session, envelope: Envelope) -> bool:

@@ -5,6 +5,7 @@ Public surface: ``parse_record``/``format_record``/``discover`` (RFC 8460 3),
 ``validate_report`` (4.3, 4.4), ``examine``/``validate_submission`` (5.1-5.3), ``Finding``.
 """
 
+from lab.events import COLLECTOR
 from lab.tlsrpt.findings import Finding
 from lab.tlsrpt.names import (
     REPORT_DOMAIN,
@@ -27,9 +28,8 @@ from lab.tlsrpt.submission import (
     validate_submission,
 )
 
-COLLECTOR = "collector"
-"""The event source of the collector and the report mailbox."""
 REPORT_EVENT = "tlsrpt-report"
+"""The one event kind both transports emit (declared in ``lab.events.KINDS``)."""
 
 __all__ = [
     "COLLECTOR", "GZIP_TYPE", "JSON_TYPE", "MAX_BODY_BYTES", "REPORT_DOMAIN", "REPORT_EVENT",

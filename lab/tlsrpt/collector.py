@@ -35,7 +35,6 @@ from lab.tlsrpt.findings import Finding, limit, rfc
 from lab.tlsrpt.names import REPORT_HTTPS_HOST, REPORT_PATH
 from lab.tlsrpt.submission import MAX_BODY_BYTES, MEDIA_TYPES, Submission, examine, media_type
 
-REPORT_EVENT = "tlsrpt-report"
 READ_TIMEOUT_S = 10.0
 MAX_REQUESTS = 100
 """Requests served on one connection before it is closed."""
@@ -193,7 +192,7 @@ class Collector:
                 on_purpose: bool = False) -> None:
         data = sub.event()
         data.update(status=status, path=path, peer=peer, failed_on_purpose=on_purpose)
-        self.emit(COLLECTOR, REPORT_EVENT, data)
+        self.emit(COLLECTOR, "tlsrpt-report", data)
 
 
 async def _linger(reader: asyncio.StreamReader) -> None:

@@ -41,6 +41,11 @@ phases:
 """
 
 
+GARBAGE = (b"Content-Type: multipart/report; report-type=tlsrpt; boundary=\"b\"\r\n\r\n"
+           b"--b\r\nContent-Type: application/tlsrpt+gzip\r\n"
+           b"Content-Transfer-Encoding: base64\r\n\r\n!!not base64!!\r\n--b")
+
+
 def query(dns: tuple[str, int], name: str, qtype: str) -> list[str]:
     reply = dnslib.DNSRecord.parse(dnslib.DNSRecord.question(name, qtype).send(
         dns[0], dns[1], False, 5))
@@ -96,15 +101,22 @@ def test_reports_reach_the_collector_and_the_mailbox_on_loopback(tmp_path: Path)
             assert statuses == [500, 200]  # https_fails: 1
             [mx] = await asyncio.to_thread(query, dns, mailto.partition("@")[2], "MX")
             [mx_address] = await asyncio.to_thread(query, dns, mx.split()[1], "A")
-            offered = await asyncio.to_thread(send_mail, (mx_address, topo.smtp_port), mail())
-            assert not offered  # strip-starttls stands on the path to the report mailbox
+            big = b"X-Pad: 1\r\n\r\n" + (b"x" * 998 + b"\r\n") * 1200  # over 1 MiB
+            for message in (mail(), GARBAGE, big, mail()):
+                offered = await asyncio.to_thread(send_mail, (mx_address, topo.smtp_port),
+                                                  message)
+                assert not offered  # strip-starttls stands on the path to the report mailbox
 
-            def three(events: Any) -> bool:
-                return sum(1 for e in events if e.source == COLLECTOR) >= 3
-            assert await log.wait_for(three, 0, time.monotonic() + TIMEOUT)
+            def six(events: Any) -> bool:
+                return sum(1 for e in events if e.source == COLLECTOR) >= 6
+            assert await log.wait_for(six, 0, time.monotonic() + TIMEOUT)
         finally:
             await backend.down()
-        failed, ok, by_mail = reports(log)
+        failed, ok, by_mail, garbage, large, again = reports(log)
+        assert {f["section"] for f in garbage["findings"]} == {
+            "RFC 8460 5.3.1", "RFC 8460 5.2", "RFC 8460 5.1"}
+        assert [f["section"] for f in large["findings"]] == ["lab limit"]
+        assert again["findings"] == []  # the mailbox keeps serving
         assert (failed["status"], failed["failed_on_purpose"]) == (500, True)
         assert (ok["status"], ok["findings"], ok["policy_domains"]) == (200, [], ["victim.test"])
         assert by_mail["transport"] == "mailto" and by_mail["findings"] == []

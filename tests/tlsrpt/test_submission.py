@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from lab.sink.server import is_report
 from lab.tlsrpt import GZIP_TYPE, JSON_TYPE, MAX_BODY_BYTES, examine, validate_submission
-from lab.tlsrpt.submission import MAX_JSON_BYTES, inflate
+from lab.tlsrpt.submission import MAX_JSON_BYTES, _filename_findings, inflate
 from tests.tlsrpt.kit import body, mail, report
 
 
@@ -146,3 +147,23 @@ def test_any_message_bytes_give_findings_never_an_exception(data: bytes) -> None
     b"DKIM-Signature: l=; ;=\r\n", os.urandom(8)]), max_size=25))
 def test_mime_shaped_garbage_gives_findings_never_an_exception(lines: list[bytes]) -> None:
     assert examine("mailto", b"".join(lines)).findings
+
+
+@given(st.text(max_size=80), st.sampled_from([JSON_TYPE, GZIP_TYPE]))
+def test_any_file_name_gives_findings_never_an_exception(name: str, kind: str) -> None:
+    findings = _filename_findings(name, kind, report())
+    assert all(f.section == "RFC 8460 5.1" for f in findings)
+
+
+@given(st.builds(lambda s, d, b, e, u, x: f"{s}!{d}!{b}!{e}{u}.{x}",
+                 st.sampled_from(["sender.test", "mail.sndr.example-1.test"]),
+                 st.just("victim.test"), st.integers(0, 2**40), st.integers(2**40, 2**41),
+                 st.sampled_from(["", "!1", "!abcXYZ09"]), st.just("json")))
+def test_file_names_by_the_rule_are_fine(name: str) -> None:
+    assert _filename_findings(name, JSON_TYPE, report()) == []
+
+
+@given(st.binary(max_size=300), st.lists(st.sampled_from(
+    ["a@reports.test", "b@victim.test", "x"]), max_size=2))
+def test_the_sink_recognises_reports_without_raising(data: bytes, rcpts: list[str]) -> None:
+    assert is_report(data, rcpts) == (is_report(data, []) or "a@reports.test" in rcpts)
