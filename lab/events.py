@@ -171,6 +171,13 @@ _TABLE: tuple[tuple[str, str, str, str], ...] = (
     (SENDER, "attempt", "mx address tls result reason", "the reference sender tried one MX"),
     (SENDER, "policy", "domain source id mode error",
      "the reference sender's policy decision (source: fetched, cached, none)"),
+    (SENDER, "tlsrpt", "domain action report_id rua reason",
+     "the reference sender closed a TLS-RPT period for a policy domain (action: report, or "
+     "none when the domain has no valid _smtp._tls record)"),
+    (SENDER, "tlsrpt-submit", "domain uri transport attempt ok error report_id",
+     "one attempt to deliver a TLS report to one rua destination"),
+    (SENDER, "tlsrpt-settled", "pending",
+     "every TLS report submission of the last flush has ended (delivered or given up)"),
     (SENDER, "submitted", "message_id reply to sender", "a message handed over by SMTP"),
     (SENDER, "started", "message_id argv pid sender", "a command sender's program started"),
     (SENDER, "exit", "message_id returncode sender duration_s", "that program ended"),

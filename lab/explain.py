@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import textwrap
 
+from lab.report_text import expected_words
 from lab.scenario_model import Scenario
+
+
+def _target(attack: object) -> str:
+    mx = getattr(attack, "mx", None)
+    return f" on {mx}" if mx else ""
 
 
 def explain(s: Scenario) -> str:
@@ -16,6 +22,12 @@ def explain(s: Scenario) -> str:
                + ", ".join(s.world.domain.mx)
                + (f", policy mode {policy.mode} (mx: {', '.join(policy.mx)})" if policy
                   else ", no MTA-STS policy"))
+    tlsrpt = s.world.tlsrpt
+    if tlsrpt is not None:
+        out.append("TLS-RPT: _smtp._tls." + s.world.domain.name + " publishes "
+                   + "; ".join(repr(r) for r in tlsrpt.records)
+                   + " (reports go to the lab's collector; its report domain is "
+                   + "reports.test)")
     if s.world.smart_host:
         relay = s.world.policy_domain
         rp = relay.policy
@@ -26,10 +38,13 @@ def explain(s: Scenario) -> str:
                    + "): its domain is the policy domain (RFC 8461 3.4)")
     out.append("")
     for p in s.phases:
-        attacks = ", ".join(f"{a.name} ({a.summary})" for a in p.attacks) or "no attack"
+        attacks = ", ".join(f"{a.name}{_target(a)} ({a.summary})" for a in p.attacks) \
+            or "no attack"
         out.append(f"Phase {p.name}: {attacks}")
         out.append(f"  a compliant sender: {' or '.join(p.expect.outcome)} "
                    f"({p.expect.level})")
+        if p.expect.report is not None:
+            out.append(f"  and {expected_words(p.expect.report)}")
     out.append("")
     if s.attacker_does:
         out += ["What the attacker does:", *wrap.wrap(s.attacker_does), ""]

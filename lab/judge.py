@@ -19,14 +19,16 @@ The rules, in order:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from lab.events import DNS, POLICY, PROXY, Event
 from lab.gates import before, gate_of, mtasts_only
 from lab.outcomes import Gate, Level, Outcome, Status, VerdictName
+from lab.report_expect import judge as judge_reports
 from lab.scenario import Phase
+from lab.tlsrpt.names import REPORT_MX
 from lab.world import normalize
 
 if TYPE_CHECKING:
@@ -208,10 +210,25 @@ def _misses(phase: Phase, obs: Observation) -> tuple[list[tuple[str, str]], list
     return misses, notes
 
 
+def by_name_of(phase: Phase) -> dict[str, object]:
+    return {a.name: a for a in phase.attacks}
+
+
+def _mailed_report(obs: Observation) -> bool:
+    """Whether the sender connected to the report domain's MX in this phase."""
+    return any(e.source == PROXY and e.kind == "connect"
+               and normalize(str(e.get("mx") or "")) == normalize(REPORT_MX)
+               for e in obs.events)
+
+
 def decide(phase: Phase, obs: Observation, *, known_failure: str | None,
-           baseline_ok: bool | None, primed: bool = False) -> Verdict:
+           baseline_ok: bool | None, primed: bool = False, reports: Sequence[Event] = (),
+           reported_before: Iterable[str] = ()) -> Verdict:
     """The verdict for one phase. ``primed``: the sender fetched the policy in an earlier
-    phase of this scenario."""
+    phase of this scenario. ``reports``: the events after the runner closed the sender's
+    reporting period (judged when the phase expects a TLS report, lab.report_expect);
+    ``reported_before``: the transports by which the sender delivered a report earlier in
+    the scenario."""
     if not obs.engaged:
         return Verdict(VerdictName.INCONCLUSIVE, "no evidence that the sender engaged "
                        "(no MX lookup, no policy fetch, no connection)")
@@ -233,6 +250,13 @@ def decide(phase: Phase, obs: Observation, *, known_failure: str | None,
                 silent.remove(name)
                 notes.append(f"refused at the {gates[earlier[0]]} gate, where {earlier[0]} "
                              f"fired; {name} ({gates[name]} gate) never reached it")
+    report_hosts = set(phase.world.report_mx_hosts())
+    for name in list(silent):
+        target = getattr(by_name_of(phase)[name], "mx", None)
+        if target and normalize(target) in report_hosts and not _mailed_report(obs):
+            silent.remove(name)
+            notes.append(f"{name} waits on the path to the report mailbox ({target}); the "
+                         "sender sent no report by mail, so it had nothing to act on")
     unread, left = _unconsulted(phase, obs, silent, primed)
     if left:
         return Verdict(VerdictName.INCONCLUSIVE, f"attack {', '.join(left)} never fired: "
@@ -241,6 +265,12 @@ def decide(phase: Phase, obs: Observation, *, known_failure: str | None,
         return Verdict(VerdictName.INCONCLUSIVE, "no outcome before the deadline")
     misses, more = _misses(phase, obs)
     notes += more
+    if phase.expect.report is not None:
+        report_misses, report_notes = judge_reports(phase.expect.report,
+                                                    phase.world.domain.name, reports,
+                                                    reported_before)
+        misses += report_misses
+        notes += report_notes
     hard = [m for lv, m in misses if lv == Level.MUST]
     soft = [f"{lv}-level: {m}" for lv, m in misses if lv != Level.MUST]
     if unread:

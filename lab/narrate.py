@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from lab.report_text import expected_words, received_lines
 from lab.runner import Record
 
 _ARROW = {("client", "in"): "sender -> proxy", ("client", "out"): "proxy  -> sender",
@@ -43,6 +44,13 @@ def step(event: Mapping[str, Any]) -> Iterator[str]:
         over = event.get("tls_version") or "plaintext"
         yield (f"MX      genuine MX {event.get('mx')} received {event.get('message_id')} over "
                f"{over}")
+    elif source == "collector" and kind == "tlsrpt-report":
+        status = f" -> {event['status']}" if event.get("status") is not None else ""
+        yield (f"REPORT  {event.get('transport')} TLS report for "
+               f"{', '.join(event.get('policy_domains') or []) or '?'} reached the collector "
+               f"({event.get('content_type')}, {event.get('size')} bytes){status}")
+    elif source == "sender" and kind == "tlsrpt-submit" and not event.get("ok"):
+        yield f"SENDER  TLS report to {event.get('uri')} failed: {event.get('error')}"
     elif source == "sender" and kind in ("status", "log"):
         text = (f"{event.get('status')}: {event.get('reason')}" if kind == "status"
                 else str(event.get("line")))
@@ -94,6 +102,13 @@ def narrate(record: Record) -> str:
         proof = "; ".join(evidence[:3]) + (" ..." if len(evidence) > 3 else "")
         lines.append(f"  FIRED   {attack}: {proof}" if evidence
                      else f"  FIRED   {attack}: never (the sender was not tested by it)")
+    if record.report_expected is not None:
+        lines.append(f"  EXPECTED {expected_words(record.report_expected)}")
+        for report in record.reports:
+            lines += ["  RECEIVED " + line if i == 0 else "           " + line
+                      for i, line in enumerate(received_lines(report))]
+        if not record.reports:
+            lines.append("  RECEIVED no TLS report for the domain")
     verdict = (f"  VERDICT {record.verdict}: expected {' or '.join(record.expected)}, "
                f"observed {record.observed}.")
     why = (record.why or "").strip()

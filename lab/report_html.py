@@ -14,6 +14,7 @@ from typing import Any
 
 from lab.narrate import narrate
 from lab.report_css import CSS
+from lab.report_text import expected_words, received_lines
 from lab.runner import Record
 from lab.sequence_svg import sequence_svg
 
@@ -84,6 +85,20 @@ def _attacks_block(r: Record, info: Info | None) -> str:
     return f"<p>What the attacker did:</p><ul class='attack-list'>{''.join(items)}</ul>"
 
 
+def _reports_block(r: Record) -> str:
+    """The TLS report the phase expected, beside each report that arrived (pretty JSON)."""
+    if r.report_expected is None:
+        return ""
+    items = [f"<p>Expected: {escape(expected_words(r.report_expected))}.</p>"]
+    if not r.reports:
+        items.append("<p>Received: no TLS report for the domain.</p>")
+    for report in r.reports:
+        lines = received_lines(report)
+        items.append(f"<p>Received: {escape(lines[0])}</p>"
+                     f"<pre class='tlsrpt'>{escape(chr(10).join(lines[1:]))}</pre>")
+    return f"<section class='tlsrpt-reports'><h4>TLS report</h4>{''.join(items)}</section>"
+
+
 def phase_html(r: Record, info: Info | None) -> str:
     phase_info = (info or {}).get("phases", {}).get(r.phase, {})
     diagram = sequence_svg(r.as_dict(), phase_info.get("attacks", []),
@@ -92,6 +107,7 @@ def phase_html(r: Record, info: Info | None) -> str:
         if r.reason else ""
     return (f"<article class='phase' id='{_anchor(r.sender, r.scenario, r.phase)}'>"
             f"{_verdict_block(r, info)}<div class='body'>{_attacks_block(r, info)}{reason}"
+            f"{_reports_block(r)}"
             f"<figure>{diagram}</figure>"
             f"<details><summary>Transcript, step by step</summary><pre>{escape(narrate(r))}"
             "</pre></details></div></article>")

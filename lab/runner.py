@@ -25,10 +25,11 @@ from lab.dane_world import anchors as dane_anchors
 from lab.events import RUNNER, EventLog
 from lab.oracle import ERROR, INCONCLUSIVE, SKIPPED, Observation, Verdict, decide, observe
 from lab.pki import LabPKI
+from lab.report_expect import delivered, for_domain, report_events, satisfied
 from lab.scenario import Phase, Scenario
 from lab.sender_options import typed_kwargs
 from lab.senders.base import OutgoingMessage, Sender
-from lab.waits import services_ready, services_synced
+from lab.waits import reports_settled, services_ready, services_synced
 from lab.world import Topology, World
 from lab.world_setup import publish, service_config
 
@@ -64,6 +65,10 @@ class Record:
     """Gates that stopped the sender, changes it never consulted, the choice it made."""
     exercise_required: bool = False
     """A ``not-exercised`` verdict here fails the run (the phase says so)."""
+    report_expected: dict[str, Any] | None = None
+    """What the phase expects of the TLS reports (lab.report_expect), None: nothing."""
+    reports: list[dict[str, Any]] = field(default_factory=list)
+    """The TLS reports the collector received for the phase: transport, report, findings."""
 
     @property
     def fails_run(self) -> bool:
@@ -246,19 +251,22 @@ class Runner:
             baseline_ok = record.verdict == "pass"
             await sender.reset()
         primed = False
+        reported: set[str] = set()
         for phase in scenario.phases:
             quiet_from = self.events.mark()
             if phase.wait_s:
                 # scenario time (a policy's max_age running out), not a synchronisation wait
                 await asyncio.sleep(phase.wait_s)
             record = await self._phase(backend, topology, sender, scenario, phase,
-                                       baseline_ok, primed, quiet_from)
+                                       baseline_ok, primed, quiet_from, frozenset(reported))
             primed = primed or any(e.get("source") == "policy" and e.get("kind") == "fetch"
                                    for e in record.evidence)
+            reported |= {str(r.get("transport")) for r in record.reports if r.get("delivered")}
 
     async def _phase(self, backend: Backend, topology: Topology, sender: Sender,
                      scenario: Scenario, phase: Phase, baseline_ok: bool | None,
-                     primed: bool = False, quiet_from: int | None = None) -> Record:
+                     primed: bool = False, quiet_from: int | None = None,
+                     reported: frozenset[str] = frozenset()) -> Record:
         started = time.monotonic()
         missing = scenario_missing(scenario, backend) if phase.name == "baseline" else \
             attacks_missing(phase.attacks, backend)
@@ -274,6 +282,14 @@ class Runner:
                                         phase.world.smart_host)
         known = scenario.known_failures.get(sender.name) if phase.bears_known_failures \
             else None
+        expect_report = phase.expect.report
+        reports: list[Any] = []
+        if expect_report is not None and phase.name != "baseline":
+            # close the period before the phase, so that its report covers this phase only
+            before = self.events.mark()
+            await sender.flush_reports()
+            await reports_settled(self.events, before, lambda _ev: False,
+                                  sender_reports=type(sender).reports_tlsrpt, grace_s=0.0)
         mark = self.events.mark()
         obs: Observation | None = None
         try:
@@ -292,10 +308,24 @@ class Runner:
                                     own_status=type(sender).own_status,
                                     timeout_s=self.options.timeout_s or scenario.timeout_s,
                                     grace_s=self.options.grace_s)
+            if expect_report is not None and phase.name != "baseline":
+                flushed = self.events.mark()
+                domain = phase.world.domain.name
+                await sender.flush_reports()
+                await reports_settled(
+                    self.events, flushed,
+                    lambda ev: satisfied(expect_report, domain, ev, every=True),
+                    sender_reports=type(sender).reports_tlsrpt, grace_s=self.options.grace_s)
+                reports = report_events(self.events.since(mark))
+                # the evidence again: attacks on the report's path act after the decision
+                obs = await observe(self.events, mark, phase, message.message_id,
+                                    own_status=type(sender).own_status,
+                                    timeout_s=self.options.timeout_s or scenario.timeout_s,
+                                    grace_s=self.options.grace_s)
             if quiet_from is not None:  # what the sender did while no mail was sent (C4)
                 obs.quiet = self.events.since(quiet_from)[:mark - quiet_from]
             verdict = decide(phase, obs, known_failure=known, baseline_ok=baseline_ok,
-                             primed=primed)
+                             primed=primed, reports=reports, reported_before=reported)
         except Exception as exc:  # an error is a verdict of its own, with its reason
             verdict = Verdict(ERROR, f"{type(exc).__name__}: {exc}")
         finished = time.monotonic()
@@ -316,6 +346,9 @@ class Runner:
                               if obs and obs.decided_at else None),
             evidence=[e.as_dict() for e in (obs.events if obs else [])],
             notes=list(verdict.notes), exercise_required=verdict.required,
+            report_expected=expect_report.as_dict() if expect_report else None,
+            reports=[_report_summary(e) for e in
+                     (for_domain(reports, phase.world.domain.name) if expect_report else [])],
         )
         return self._record(record)
 
@@ -334,6 +367,15 @@ class Runner:
             verdict=SKIPPED, level=phase.expect.level, attack_fired=None, duration_s=0.0,
             reason=why, refs=list(scenario.refs), why=why,
             attacks=[a.name for a in phase.attacks]))
+
+
+def _report_summary(event: Any) -> dict[str, Any]:
+    """What the record keeps of one report the collector received."""
+    keep = ("transport", "content_type", "size", "status", "filename", "policy_domains",
+            "tls_report_domain", "tls_report_submitter", "report", "findings")
+    out = {k: event.get(k) for k in keep if event.get(k) is not None}
+    out["delivered"] = delivered(event)
+    return out
 
 
 async def run_catalogue(scenarios: Sequence[Scenario], options: RunOptions,

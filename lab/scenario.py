@@ -18,6 +18,7 @@ from lab.attack_options import parse_attack
 from lab.attacks import load_all
 from lab.checklist import IDS as CHECKLIST_IDS
 from lab.outcomes import LEVELS, OUTCOMES, STATUSES, Level, Status
+from lab.report_expect import POLICY_TYPES, RESULT_TYPES, TRANSPORTS, ReportExpectation
 from lab.scenario_fields import Fields, ScenarioError
 from lab.scenario_model import Expectation, Phase, Scenario, world_edits
 from lab.tlsrpt.names import REPORT_MX
@@ -194,7 +195,10 @@ _TOP_FIELDS = ("summary", "refs", "teach", "covers", "world", "phases", "known_f
 _PHASE_FIELDS = ("name", "world", "attacks", "expect", "rcpt", "wait_s", "exercise",
                  "state_decides", "primes")
 _EXPECT_FIELDS = ("outcome", "level", "status", "sni", "status_level", "stricter",
-                  "after_fetch", "say", "fetch_sni", "no_fetch", "needs_fetch", "refreshed")
+                  "after_fetch", "say", "fetch_sni", "no_fetch", "needs_fetch", "report",
+                  "refreshed")
+_REPORT_FIELDS = ("policy_type", "result_type", "failures", "successes", "mx_host",
+                  "transport", "level", "reporter_level")
 PRIME = "prime"
 
 
@@ -234,7 +238,40 @@ def _expect(f: Fields, key: str, default: Mapping[str, Any] | None = None) -> Ex
     return Expectation(outcomes, e.choice("level", LEVELS, "must"), status, sni,
                        e.choice("status_level", LEVELS, Level.SHOULD), stricter, after_fetch,
                        no_fetch, _flag(e, "needs_fetch"), dict(sf.data),
-                       e.text("fetch_sni") or None, _flag(e, "refreshed"))
+                       e.text("fetch_sni") or None, _report(e), _flag(e, "refreshed"))
+
+
+def _report(e: Fields) -> ReportExpectation | None:
+    """``report: none`` or ``report: {policy_type, result_type, failures, ...}``."""
+    if not e.has("report") or e.data["report"] is None:
+        return None
+    raw = e.data["report"]
+    if raw == "none":
+        return ReportExpectation(none=True)
+    if isinstance(raw, str):
+        raise e.error("report", f"must be none or a mapping of {', '.join(_REPORT_FIELDS)}, "
+                                f"not {raw!r}")
+    r = Fields(e.path, e.sub("report"), raw, _REPORT_FIELDS)
+    transport = r.str_list("transport") if r.has("transport") else TRANSPORTS
+    for i, t in enumerate(transport):
+        if t not in TRANSPORTS:
+            raise ScenarioError(e.path, f"{r.sub('transport')}[{i}]",
+                                f"must be one of {', '.join(TRANSPORTS)}, not {t!r}")
+    if not transport:
+        raise r.error("transport", "must name https, mailto or both")
+    mx_host = r.text("mx_host") or None
+    if mx_host is not None:
+        _check_name(e.path, r.sub("mx_host"), mx_host, wildcard=True)
+    counts = {k: (r.whole(k, 0, 0, 10000) if r.has(k) else None)
+              for k in ("failures", "successes")}
+    return ReportExpectation(
+        policy_type=r.choice("policy_type", POLICY_TYPES) if r.has("policy_type") else None,
+        result_type=r.choice("result_type", RESULT_TYPES) if r.has("result_type") else None,
+        failures=counts["failures"], successes=counts["successes"], mx_host=mx_host,
+        transport=tuple(dict.fromkeys(transport)),
+        level=r.choice("level", LEVELS, Level.SHOULD),
+        reporter_level=r.choice("reporter_level", LEVELS) if r.has("reporter_level")
+        else None)
 
 
 def _flag(f: Fields, key: str) -> bool:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from lab.attacks import Attack
 from lab.outcomes import Level
+from lab.report_expect import ReportExpectation
 from lab.world import World
 
 
@@ -38,6 +39,8 @@ class Expectation:
     """Per outcome, what it shows about the sender's choice (reported in the verdict)."""
     fetch_sni: str | None = None
     """The server name the sender must send when it fetches the policy (F4)."""
+    report: ReportExpectation | None = None
+    """The TLS report the phase must produce, or ``none`` (lab.report_expect)."""
     refreshed: bool = False
     """The sender must have fetched the policy during the phase's ``wait_s``, while no mail
     was sent: a proactive refresh of its cached policy (C4)."""

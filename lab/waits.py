@@ -118,3 +118,28 @@ def lab_side_account(events: Iterable[Event], waited_s: float) -> str:
     last = f"; the last closed: {closes[-1].get('reason')}" if closes else ""
     return (f"{len(connects)} connection(s) to {', '.join(mxs)}{last}; no delivery within "
             f"{waited_s:g} s")
+
+
+REPORT_S = 30.0
+"""From closing a sender's reporting period to its TLS reports reaching the collector
+(retries of a failed submission included)."""
+
+
+def _settled(events: Iterable[Event]) -> bool:
+    return any(e.source == "sender" and e.kind == "tlsrpt-settled" for e in events)
+
+
+async def reports_settled(log: EventLog, mark: int, arrived: Callable[[list[Event]], bool],
+                          *, sender_reports: bool, grace_s: float,
+                          deadline_s: float = REPORT_S) -> None:
+    """After ``flush_reports``: wait until the reports a phase expects arrived, or the sender
+    said every submission ended (``tlsrpt-settled``) and a grace for the collector's events
+    passed. A sender that does not report gets the grace only."""
+    now = time.monotonic()
+    if not sender_reports:
+        await log.wait_for(arrived, mark, now + grace_s)
+        return
+    done = await wait_reported(log, lambda ev: arrived(ev) or _settled(ev), mark,
+                               now + deadline_s, "the sender's TLS reports")
+    if done and not arrived(log.since(mark)):
+        await log.wait_for(arrived, mark, time.monotonic() + grace_s)

@@ -65,6 +65,20 @@ def test_catalogue_ids_are_paths_without_suffix() -> None:
      "must, should, may"),
     ("known_failures: {opportunistic: ''}", "known_failures.opportunistic", "reason"),
     ("timeout: 0", "timeout", "between"),
+    ("phases: [{expect: {outcome: delivered-tls, report: some}}]", "phases[0].expect.report",
+     "must be none or a mapping"),
+    ("phases: [{expect: {outcome: delivered-tls, report: {result_type: tls-broke}}}]",
+     "phases[0].expect.report.result_type", "starttls-not-supported"),
+    ("phases: [{expect: {outcome: delivered-tls, report: {policy_type: dane}}}]",
+     "phases[0].expect.report.policy_type", "sts, tlsa, no-policy-found"),
+    ("phases: [{expect: {outcome: delivered-tls, report: {transport: [ftp]}}}]",
+     "phases[0].expect.report.transport[0]", "https, mailto"),
+    ("phases: [{expect: {outcome: delivered-tls, report: {failures: -1}}}]",
+     "phases[0].expect.report.failures", "between"),
+    ("phases: [{expect: {outcome: delivered-tls, report: {mx_host: mx.example.com}}}]",
+     "phases[0].expect.report.mx_host", ".test"),
+    ("phases: [{expect: {outcome: delivered-tls, report: {count: 1}}}]",
+     "phases[0].expect.report.count", "unknown field"),
     ("world: {smart_host: relay.test}", "world.smart_host", "one of other_domains"),
     ("world: {smart_host: relay.example}", "world.smart_host", ".test"),
     ("phases: [{expect: {outcome: delivered-tls, refreshed: true}}]",
@@ -137,6 +151,21 @@ def test_any_text_gives_a_scenario_or_a_scenario_error(text: str) -> None:
         load_text(text, "t.yaml", "t")
     except ScenarioError as exc:
         assert str(exc).startswith("t.yaml: ")
+
+
+def test_report_expectation_loads() -> None:
+    data = yaml.safe_load(GOOD)
+    data["phases"][0]["expect"]["report"] = {
+        "policy_type": "sts", "result_type": "starttls-not-supported", "failures": 1,
+        "transport": ["mailto"], "reporter_level": "must"}
+    data["phases"].append({"expect": {"outcome": "delivered-tls", "report": "none"}})
+    s = parse(data, "x.yaml", "x")
+    report = s.phases[0].expect.report
+    assert report is not None and report.transport == ("mailto",)
+    assert (report.failures, report.successes, report.level, report.reporter_level) == (
+        1, None, "should", "must")
+    assert s.phases[1].expect.report is not None and s.phases[1].expect.report.none
+    assert s.baseline is not None and s.baseline.expect.report is None
 
 
 def test_a_smart_host_is_the_policy_domain() -> None:

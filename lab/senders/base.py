@@ -81,6 +81,9 @@ class Sender(Registered):
     backends: ClassVar[tuple[str, ...]] = ("loopback",)
     control: ClassVar[str] = ""
     """``positive`` (must pass everything), ``negative`` (must fail enforce attacks), or ''."""
+    reports_tlsrpt: ClassVar[bool] = False
+    """The sender sends TLS reports (RFC 8460) and ``flush_reports`` ends its period; the
+    runner waits for the reports of such a sender, and only a short grace for the others."""
     smart_host: ClassVar[str] = ""
     """How the adapter relays a message through a smart host (``OutgoingMessage.smart_host``),
     in a few words; '' when it cannot: such phases are skipped with the reason."""
@@ -111,3 +114,10 @@ class Sender(Registered):
 
     async def close(self) -> None:
         raise NotImplementedError
+
+    async def flush_reports(self) -> None:
+        """Close the TLS-RPT reporting period now and start delivering its reports (RFC 8460
+        4.1 leaves the period to the sender; the lab makes it one phase). A sender that
+        reports emits ``("sender", "tlsrpt-settled", ...)`` once every submission of the
+        flush has ended, so that the runner need not wait out its deadline. The default:
+        nothing to flush."""

@@ -35,6 +35,12 @@ class Profile:
     """A failed (SERVFAIL, timeout) TXT lookup with nothing cached defers the message."""
     strict_tls_always: bool = False
     """Verified TLS towards every MX, even without a policy."""
+    report_https_only: bool = False
+    """TLS-RPT: deliver reports only to the record's https: URIs."""
+    report_mail_only: bool = False
+    """TLS-RPT: deliver reports only to the record's mailto: URIs."""
+    report_plain_json: bool = False
+    """TLS-RPT: send the report as application/tlsrpt+json, not gzip."""
     # --- violations (each breaks one MUST) ---
     txt_join_spaces: bool = False
     first_of_several_txt: bool = False
@@ -63,6 +69,13 @@ class Profile:
     read_injected: bool = False
     sts_overrides_dane: bool = False
     dane_without_ad: bool = False
+    report_wrong_result_type: bool = False
+    report_honours_sts: bool = False
+    report_first_of_several_txt: bool = False
+    report_no_retry: bool = False
+    report_wrong_counts: bool = False
+    report_wrong_policy_type: bool = False
+    report_wrong_media_type: bool = False
     # --- misses of a SHOULD ---
     no_proactive_refresh: bool = False
 
@@ -117,6 +130,12 @@ PROFILES: tuple[ProfileSpec, ...] = (
        "temporary failure, which the RFC prefers"),
     _v("strict-tls", "strict_tls_always", "A1", "RFC 8461 5; RFC 3207",
        "a sender may demand verified TLS of every MX; MTA-STS only sets the floor"),
+    _v("report-https-only", "report_https_only", "R4", "RFC 8460 3",
+       "a sender may deliver to only one of the rua destinations; HTTPS alone complies"),
+    _v("report-mail-only", "report_mail_only", "R4", "RFC 8460 3",
+       "a sender may deliver to only one of the rua destinations; mail alone complies"),
+    _v("report-plain-json", "report_plain_json", "R4", "RFC 8460 5.2, 5.3",
+       "a report may be sent as application/tlsrpt+json as well as gzip-compressed"),
     _m("txt-joined-with-spaces", "txt_join_spaces", "D3", "RFC 8461 3.1",
        "a TXT record of several strings is their concatenation, with nothing between them"),
     _m("first-of-several-txt", "first_of_several_txt", "D1", "RFC 8461 3.1",
@@ -174,6 +193,26 @@ PROFILES: tuple[ProfileSpec, ...] = (
        "MTA-STS MUST NOT override a failing DANE check"),
     _m("dane-without-ad", "dane_without_ad", "X1", "RFC 7672 2.2",
        "TLSA records count only when DNSSEC-validated (AD bit); unsigned ones are ignored"),
+    _m("report-wrong-result-type", "report_wrong_result_type", "R3", "RFC 8460 4.3",
+       "the result type names what failed (a stripped STARTTLS is starttls-not-supported); "
+       "this mutant reports every failure as validation-failure"),
+    _m("report-honours-sts", "report_honours_sts", "R5", "RFC 8460 5.3.1",
+       "reports are delivered despite TLS failures: the report MX's MTA-STS policy does not "
+       "apply; this mutant applies it, so a stripped STARTTLS suppresses the report"),
+    _m("report-first-of-several-txt", "report_first_of_several_txt", "R1", "RFC 8460 3",
+       "two _smtp._tls records mean the domain does not implement TLS-RPT; this mutant "
+       "reports to the first"),
+    _m("report-no-retry", "report_no_retry", "R6", "RFC 8460 5.5",
+       "a failed report submission SHOULD be retried; this mutant gives up at once"),
+    _m("report-wrong-counts", "report_wrong_counts", "R2", "RFC 8460 4.4",
+       "the summary counts the sessions of the period; this mutant counts one failure too "
+       "many"),
+    _m("report-wrong-media-type", "report_wrong_media_type", "R4", "RFC 8460 5.3",
+       "a report is application/tlsrpt+gzip or application/tlsrpt+json; this mutant sends "
+       "application/json"),
+    _m("report-wrong-policy-type", "report_wrong_policy_type", "R2", "RFC 8460 4.4",
+       "policy-type names the policy applied (sts for MTA-STS); this mutant says "
+       "no-policy-found"),
     _m("never-refreshes", "no_proactive_refresh", "C4", "RFC 8461 3.3, 10.2",
        "a SHOULD: refresh a cached policy before it expires, so that an attacker who blocks "
        "the fetch when it expires does not end the protection"),

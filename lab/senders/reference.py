@@ -21,6 +21,7 @@ from lab.senders.mtasts import PolicyCache, PolicyError, StsPolicy, discover, pa
 from lab.senders.own import OwnSender, enhanced, next_hop, recipient_domain, tls_words
 from lab.senders.policy_fetch import HttpCache, PolicyFetchError, fetch_policy
 from lab.senders.profiles import BY_NAME, COMPLIANT, Profile, profile_names
+from lab.senders.reporting import Reporting
 from lab.senders.smtp_client import (
     PLAIN_CHECKS,
     PermanentSmtpError,
@@ -49,6 +50,7 @@ class ReferenceSender(OwnSender):
     name = "reference"
     summary = "the lab's own RFC 8461 sender (positive control)"
     control = "positive"
+    reports_tlsrpt = True
     profile: ClassVar[Profile] = COMPLIANT
     """Its switches (lab.senders.profiles); ``reference:<profile>`` turns one on."""
     fetch_timeout: float = 8.0
@@ -66,6 +68,7 @@ class ReferenceSender(OwnSender):
         self.cache = PolicyCache(clock, self.profile)
         self.http_cache: HttpCache | None = {} if self.profile.http_caching else None
         self._background: dict[str, asyncio.Task[Any]] = {}
+        self.reporting = Reporting(self)
         self._refresh: dict[str, asyncio.Task[None]] = {}
 
     @classmethod
@@ -91,6 +94,7 @@ class ReferenceSender(OwnSender):
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._background.clear()
+        await self.reporting.reset()
         self._refresh.clear()
         self.cache.clear()
         if self.http_cache is not None:
@@ -99,6 +103,9 @@ class ReferenceSender(OwnSender):
     async def close(self) -> None:
         await self.reset()
         await super().close()
+
+    async def flush_reports(self) -> None:
+        await self.reporting.flush()
 
     async def policy_for(self, domain: str) -> PolicyDecision:
         """Discovery, fetch and cache for one policy domain (the recipient domain: S1)."""
@@ -155,8 +162,10 @@ class ReferenceSender(OwnSender):
                                       http_cache=self.http_cache)
             policy = parse_policy(text, self.profile)
         except PolicyFetchError as exc:
+            self.reporting.policy_failure(domain, exc.result_type, exc.reason)
             return None, f"{exc.result_type}: {exc.reason}"
         except PolicyError as exc:
+            self.reporting.policy_failure(domain, "sts-policy-invalid", str(exc))
             return None, f"sts-policy-invalid: {exc}"
         self.cache.put(domain, policy, record_id)
         self._schedule_refresh(domain, policy.max_age)
@@ -258,6 +267,10 @@ class ReferenceSender(OwnSender):
         mode = policy.mode if policy else "none"
         p = self.profile
         failures: list[str] = []
+        note = self.reporting.session(domain, policy)
+        if policy is None and decision.source == "none" and decision.error \
+                and decision.error.startswith("sts-"):
+            note.done = True  # the session counted once, as the policy failure (4.3.2.2)
         for _, mx in hosts:
             if mode == "enforce" and policy is not None and not p.skip_mx_match \
                     and not policy.matches(mx, p):
@@ -271,7 +284,7 @@ class ReferenceSender(OwnSender):
             if mode == "testing" and policy is not None and not policy.matches(mx, p):
                 self.log(f"testing mode: {mx} matches no mx pattern; enforce would skip it")
             patterns = policy.mx if policy is not None else ()
-            outcome = await self._try_mx(message, mx, mode, failures, patterns)
+            outcome = await self._try_mx(message, mx, mode, failures, patterns, note)
             if outcome is not None:
                 return outcome
             if mode == "enforce" and p.defer_not_next_mx:
@@ -284,8 +297,8 @@ class ReferenceSender(OwnSender):
         return DEFERRED, "; ".join(failures) or f"4.4.4 no usable MX for {domain}", None
 
     async def _try_mx(self, message: OutgoingMessage, mx: str, mode: str,
-                      failures: list[str], patterns: tuple[str, ...] = ()
-                      ) -> tuple[str, str, str | None] | None:
+                      failures: list[str], patterns: tuple[str, ...] = (),
+                      note: Any = None) -> tuple[str, str, str | None] | None:
         """One MX host, each of its addresses; a status when done, None to go on.
 
         Where DNSSEC-validated TLSA records exist, DANE decides the certificate and TLS is
@@ -308,6 +321,8 @@ class ReferenceSender(OwnSender):
             except SmtpError as exc:
                 reason = f"{enhanced(exc)} {mx}: {exc.reason}"
                 self.attempt(mx, address, exc.tls, "failed", reason)
+                if note is not None and exc.result_type:
+                    note.failure(mx, address, exc.result_type, exc.reason, bool(tlsa))
                 if isinstance(exc, PermanentSmtpError) and exc.stage in ("mail", "rcpt", "data"):
                     return BOUNCED, reason, mx
                 dane_failed = exc.result_type == "tlsa-invalid"
@@ -335,6 +350,11 @@ class ReferenceSender(OwnSender):
                 if mode != "enforce" and exc.stage == "handshake":
                     self.log(f"{mx}: TLS handshake failed; no plaintext fallback, next MX")
                 continue
+            if note is not None and result.tls != "none":
+                note.success(mx, address, bool(tlsa))
+            elif note is not None:
+                note.failure(mx, address, "starttls-not-supported",
+                             "delivered in plaintext: STARTTLS not offered", bool(tlsa))
             return SENT, f"{mx} [{address}] accepted ({tls_words(result)}): {result.reply}", mx
         return None
 
