@@ -24,6 +24,7 @@ from lab.scenario import Phase, Scenario
 from lab.senders import placeholders
 from lab.senders.base import SenderEnv
 from lab.waits import SYNC_S, services_ready, services_synced
+from lab.world_setup import attacker_hosts
 
 
 def describe(scenario: Scenario, backend: Backend, run_dir: Path, ca_file: Path) -> str:
@@ -74,10 +75,12 @@ def addresses(scenario: Scenario, phase: Phase, backend: Backend) -> list[str]:
     out = [f"  sender runs in   network namespace {netns} (ip netns exec {netns} ...)"
            if netns else "  sender runs in   this host's loopback (no namespace)",
            f"  policy hosts     {t.policy} port {t.https_port}   attacker {t.attacker}"]
-    for i, host in enumerate(phase.world.mx_hosts()):
+    attacker = attacker_hosts(phase.world, phase.attacks)
+    for i, host in enumerate([*phase.world.mx_hosts(), *attacker]):
         if i < len(t.mx_fronts):
+            behind = "the attacker's MX" if host in attacker else "genuine MX"
             out.append(f"  MX {host}: {t.mx_fronts[i]} port {t.smtp_port} (on-path proxy) "
-                       f"-> genuine MX {t.mx_backs[i]}")
+                       f"-> {behind} {t.mx_backs[i]}")
     return out
 
 

@@ -150,3 +150,24 @@ def test_step_moves_to_the_next_phase_on_the_same_world() -> None:
                "attacker's self-signed certificate for mx1.victim.test)" in account, account
         assert "VERDICT fail" in verdict and "observed intercepted" in verdict, verdict
         serve.stop()
+
+
+def test_a_message_to_the_attackers_mx_is_intercepted_and_swaks_proves_nothing() -> None:
+    """swaks does no MX lookup: pointed by hand at the attacker's MX it is intercepted, and
+    the verdict says the forged MX record never reached it (inconclusive), not a fail."""
+    with serving("mx/spoof-mx-enforce") as serve:
+        block = serve.until("Ctrl-C ends.")
+        line = next(x for x in block if "MX mx.attacker.test:" in x)
+        assert "-> the attacker's MX" in line, line
+        address, port = line.split(":", 1)[1].split()[0], line.split(" port ")[1].split()[0]
+        words = shlex.split(next(x for x in block if "swaks, opportunistic:" in x)
+                            .split(":", 1)[1])
+        words[words.index("--server") + 1] = f"{address}:{port}"
+        sent = subprocess.run(words, capture_output=True, text=True, timeout=DEADLINE_S,
+                              check=False)
+        assert sent.returncode == 0, sent.stdout + sent.stderr
+        account, verdict = verdict_after(serve.until("VERDICT"))
+        assert "intercepted: the message went to mx.attacker.test, a host the attacker runs" \
+            in account, account
+        assert "VERDICT inconclusive" in verdict and "spoof-mx never fired" in verdict, verdict
+        serve.stop()
