@@ -114,7 +114,13 @@ class _Lines:
         self._loop = asyncio.get_running_loop()
         self._fd = sys.stdin.fileno()
         self._buffer = b""
-        self._loop.add_reader(self._fd, self._read)
+        try:
+            self._loop.add_reader(self._fd, self._read)
+        except (OSError, ValueError):  # a regular file or /dev/null cannot be watched
+            print("serve: --step reads Enter from a terminal or a pipe; this standard input "
+                  "cannot be watched, so the first phase stays up", file=sys.stderr,
+                  flush=True)
+            self.queue.put_nowait(None)
 
     def _read(self) -> None:
         chunk = os.read(self._fd, 4096)
