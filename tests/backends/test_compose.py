@@ -141,8 +141,9 @@ FROM_ENV_ONLY = "; ".join([
 ])
 
 
-def test_the_command_sender_passes_its_variables_into_the_container(docker: Any,
-                                                                    tmp_path: Path) -> None:
+def test_the_command_sender_passes_its_variables_into_the_container(
+        docker: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MTASTS_LAB_COMPOSE_SENDER", "postfix")  # up() starts its container
     try:
         docker.images.get(cd.SENDER_IMAGES["postfix"])
     except Exception:
