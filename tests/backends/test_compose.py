@@ -130,9 +130,10 @@ FROM_ENV_ONLY = "; ".join([
     "import os, smtplib, ssl",
     "e = os.environ",
     "ctx = ssl.create_default_context(cafile=e['MTASTS_LAB_CA_FILE'])",
-    "ctx.check_hostname = False",  # smtplib would check the MX's address, not its name
     "s = smtplib.SMTP(e['MTASTS_LAB_MX_HOST'], int(e['MTASTS_LAB_MX_PORT']), "
     "local_hostname='sender.test', timeout=30)",
+    # the scenario's MX name for SNI and the certificate check (smtplib would use the address)
+    "s._host = 'mx1.victim.test'",
     "s.starttls(context=ctx)",
     "s.sendmail(e['MTASTS_LAB_FROM'], [e['MTASTS_LAB_RCPT']], "
     "open(e['MTASTS_LAB_MESSAGE_FILE'], 'rb').read())",
