@@ -32,7 +32,7 @@ from lab.scenario import Scenario, ScenarioError, catalogue_root, load_catalogue
 from lab.scenario_info import infos
 from lab.sender_options import OptionError, typed_kwargs
 from lab.senders.base import Sender
-from lab.serve import serve_world
+from lab.serve import serve_world, served_phases
 from lab.yaml_input import one_line
 
 EXIT_OK, EXIT_FAILED = 0, 1
@@ -246,17 +246,22 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     root = Path(args.scenarios_dir) if args.scenarios_dir else None
     (scenario, *_) = select([args.scenario_id or "baseline/enforce-valid-tls"], root)
-    phases = {p.name: p for p in scenario.phases}
-    if args.phase and args.phase not in phases:
-        raise UsageError(f"--phase {args.phase}: {scenario.id} has phases "
-                         f"{', '.join(phases)}")
-    phase = phases[args.phase] if args.phase else scenario.phases[0]
+    phases = served_phases(scenario)
+    names = [p.name for p in phases]
+    if args.phase and args.phase not in names:
+        raise UsageError(f"--phase {args.phase}: {scenario.id} has phases {', '.join(names)}")
+    # alone, one phase (the first attack phase unless --phase names one); with --step, every
+    # phase from there on (from the baseline unless --phase names one)
+    attacked = [p.name for p in scenario.phases if p.attacks] or [scenario.phases[0].name]
+    first = names.index(args.phase) if args.phase else \
+        0 if args.step else names.index(attacked[0])
+    chosen = phases[first:] if args.step else [phases[first]]
     if args.backend not in Backend.registry:
         raise UsageError(f"--backend {args.backend}: unknown backend")
     missing = Backend.registry.get(args.backend).check()
     if missing:
         raise UsageError(f"--backend {args.backend} cannot run here: {'; '.join(missing)}")
-    asyncio.run(serve_world(args.backend, scenario, phase, args.seconds))
+    asyncio.run(serve_world(args.backend, scenario, chosen, args.seconds, step=args.step))
     return EXIT_OK
 
 
@@ -319,12 +324,19 @@ def build_parser() -> argparse.ArgumentParser:
     mrg.set_defaults(func=cmd_merge)
 
     serve = sub.add_parser("serve", help="keep a world up for a sender you drive by hand; "
-                                         "prints the DNS address, CA file and domains")
+                                         "prints the DNS address, CA file and domains, and "
+                                         "judges each message as it arrives")
     serve.add_argument("scenario_id", nargs="?", metavar="SCENARIO",
                        help="the world (and first phase's attacks) to serve (default: "
                             "baseline/enforce-valid-tls)")
     serve.add_argument("--backend", default="loopback", metavar="NAME")
-    serve.add_argument("--phase", metavar="NAME", help="serve this phase (default: the first)")
+    serve.add_argument("--phase", metavar="NAME",
+                       help="serve this phase (default: the first attack phase; 'baseline' "
+                            "is the scenario's world without attacks)")
+    serve.add_argument("--step", action="store_true",
+                       help="step through the phases (from the baseline, or from --phase) on "
+                            "one live world: Enter moves to the next phase; the DNS server, "
+                            "CA and addresses stay, so the sender keeps running")
     serve.add_argument("--for", dest="seconds", type=positive_seconds, metavar="SECONDS",
                        help="stop after this long (default: until Ctrl-C)")
     serve.set_defaults(func=cmd_serve)

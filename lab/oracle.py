@@ -19,7 +19,8 @@ from lab.scenario import Phase
 from lab.waits import lab_side_account, receipt_after_sent, sessions_closed, wait_reported
 from lab.world import normalize
 
-__all__ = ["VERDICTS", "Observation", "Verdict", "attack_evidence", "decide", "observe"]
+__all__ = ["VERDICTS", "Observation", "Verdict", "attack_evidence", "decide", "observe",
+           "observe_message"]
 
 # the old names, kept importable from here
 DELIVERED_TLS = Outcome.DELIVERED_TLS
@@ -112,6 +113,13 @@ async def observe(log: EventLog, mark: int, phase: Phase, message_id: str, *,
         obs.reason = (lab_side_account(events, timeout_s) if not own_status else
                       "" if in_time else f"no status from the sender within {timeout_s:g} s")
     return obs
+
+
+def observe_message(events: list[Event], phase: Phase, message_id: str) -> Observation:
+    """The observation of one message (``""``: a session that carried none) from events
+    already gathered, judged from the lab's side (``serve``, where a person drives the
+    sender and nothing waits for a status)."""
+    return _judge_outcome(events, phase, message_id, None, own_status=False)
 
 
 def _own_sessions(events: list[Event]) -> list[Event]:

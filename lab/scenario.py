@@ -416,8 +416,13 @@ def load_file(path: Path, root: Path | None = None) -> Scenario:
 
 
 def catalogue_root() -> Path:
-    """The catalogue that ships inside the package."""
-    return Path(str(resources.files("lab") / "scenarios"))
+    """The scenario catalogue: the top-level ``scenarios/`` folder of a source checkout, or
+    ``lab/scenarios/`` inside an installed package (setup.py maps the one to the other)."""
+    package = Path(str(resources.files("lab")))
+    checkout = package.parent
+    if (checkout / "pyproject.toml").is_file() and (checkout / "scenarios").is_dir():
+        return checkout / "scenarios"
+    return package / "scenarios"
 
 
 def load_catalogue(root: Path | None = None) -> list[Scenario]:

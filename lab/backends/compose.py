@@ -293,6 +293,7 @@ class ComposeBackend(Backend):
             # programs run in the sender's container (the `command` sender)
             exec_prefix=(os.environ.get("MTASTS_LAB_DOCKER_CLIENT", "/usr/bin/docker"),
                          "-H", cd.docker_host(), "exec", "-i", self._container_name(service)),
+            exec_env_flag="-e",  # docker exec hands the program none of its own environment
         )
 
     def _container_name(self, service: str) -> str:

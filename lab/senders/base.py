@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate
@@ -64,8 +65,25 @@ class SenderEnv:
     backend: str = "loopback"
     exec_prefix: tuple[str, ...] = ()
     """Prefix that runs a program where the sender lives (netns: ``ip netns exec NAME``)."""
+    exec_env_flag: str = ""
+    """Where ``exec_prefix`` does not hand its own environment down to the program (compose:
+    ``docker exec``), the option that passes one variable by name (``-e``); see
+    ``exec_argv``."""
     place: Any = None
     """Where a real MTA runs (a ``lab.senders.place.Place``; None where the backend has none)."""
+
+
+    def exec_argv(self, argv: Sequence[str], env_names: Iterable[str] = ()) -> list[str]:
+        """``argv`` run where the sender lives, with the variables ``env_names`` of the
+        caller's environment in the program's environment. ``ip netns exec`` keeps its
+        environment; ``docker exec`` gets ``-e NAME`` for each, before its last word (the
+        container), and takes the value from its own environment: no value on a command
+        line."""
+        if not self.exec_env_flag or not self.exec_prefix:
+            return [*self.exec_prefix, *argv]
+        *head, target = self.exec_prefix
+        flags = [word for name in env_names for word in (self.exec_env_flag, name)]
+        return [*head, *flags, target, *argv]
 
 
 class Sender(Registered):

@@ -257,9 +257,9 @@ class CommandSender(Sender):
         token = message.message_id.strip("<>").replace("/", "_")
         message_file = self.env.workdir / "messages" / f"{token}.eml"
         message_file.write_bytes(message.as_bytes())
-        argv = [*self.env.exec_prefix, *self.argv(message, message_file)]
-        child_env = {**os.environ,
-                     **placeholders.environment(self.values(message, message_file))}
+        lab_env = placeholders.environment(self.values(message, message_file))
+        argv = self.env.exec_argv(self.argv(message, message_file), lab_env)
+        child_env = {**os.environ, **lab_env}
         proc = await asyncio.create_subprocess_exec(
             *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT, env=child_env)

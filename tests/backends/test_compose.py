@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shlex
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -121,3 +122,40 @@ def test_postfix_on_compose_gives_the_netns_verdicts(docker: Any, tmp_path: Path
     refused = [r for r in records if r.observed == "not-delivered"]
     assert all(r.status == "deferred" and r.reason for r in refused)
     assert all(r.verdict_delay_ms is not None and r.verdict_delay_ms < 1000 for r in refused)
+
+
+# A program in the sender's container that knows the lab only from MTASTS_LAB_* variables
+# (no placeholder on its command line; no braces: they would be placeholders).
+FROM_ENV_ONLY = "; ".join([
+    "import os, smtplib, ssl",
+    "e = os.environ",
+    "ctx = ssl.create_default_context(cafile=e['MTASTS_LAB_CA_FILE'])",
+    "s = smtplib.SMTP(e['MTASTS_LAB_MX_HOST'], int(e['MTASTS_LAB_MX_PORT']), "
+    "local_hostname='sender.test', timeout=30)",
+    # the scenario's MX name for SNI and the certificate check (smtplib would use the address)
+    "s._host = 'mx1.victim.test'",
+    "s.starttls(context=ctx)",
+    "s.sendmail(e['MTASTS_LAB_FROM'], [e['MTASTS_LAB_RCPT']], "
+    "open(e['MTASTS_LAB_MESSAGE_FILE'], 'rb').read())",
+    "s.quit()",
+    "print('sent by', e['MTASTS_LAB_DNS_HOST'], e['MTASTS_LAB_MESSAGE_ID'])",
+])
+
+
+def test_the_command_sender_passes_its_variables_into_the_container(
+        docker: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MTASTS_LAB_COMPOSE_SENDER", "postfix")  # up() starts its container
+    try:
+        docker.images.get(cd.SENDER_IMAGES["postfix"])
+    except Exception:
+        pytest.skip(f"image {cd.SENDER_IMAGES['postfix']} (scripts/build-images)")
+    records = asyncio.run(run_catalogue(select(["baseline/enforce-valid-tls"]), RunOptions(
+        backend="compose", senders=("command",), run_dir=tmp_path / "run",
+        sender_options={"cmd": shlex.join(["python3", "-c", FROM_ENV_ONLY]), "timeout": "60"})))
+    (record,) = records
+    assert (record.verdict, record.observed) == ("pass", "delivered-tls"), record.as_dict()
+    started = next(e for e in record.evidence if e["kind"] == "started")
+    assert "-e" in started["argv"] and "MTASTS_LAB_RCPT" in started["argv"]
+    assert not any("=" in word for word in started["argv"][:started["argv"].index("python3")])
+    said = [e["line"] for e in record.evidence if e["kind"] == "log"]
+    assert f"sent by {DNS_ADDR} {record.message_id}" in said, said

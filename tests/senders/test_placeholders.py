@@ -116,3 +116,21 @@ def test_any_template_is_checked_or_refused(template: str) -> None:
     assert set(placeholders.fields(template)) <= placeholders.PLACEHOLDERS.keys()
     # a checked template always fills: no KeyError or ValueError in the middle of a run
     placeholders.fill(template, dict.fromkeys(placeholders.PLACEHOLDERS, "v"))
+
+
+def test_docker_exec_gets_the_variables_by_name(tmp_path: Path) -> None:
+    """docker exec hands a program none of its own environment: each variable is named with
+    -e before the container (the value travels in docker's environment, not in argv)."""
+    env = SenderEnv(dns=("10.254.0.2", 53), smtp_port=25, https_port=443,
+                    ca_file=tmp_path / "ca.pem", workdir=tmp_path, emit=EventLog().emit,
+                    topology=TOPOLOGY,
+                    exec_prefix=("docker", "-H", "unix:///d.sock", "exec", "-i", "ctr"),
+                    exec_env_flag="-e")
+    lab_env = {"MTASTS_LAB_RCPT": "user@victim.test", "MTASTS_LAB_MX": "10.254.0.11:25"}
+    assert env.exec_argv(["prog", "{x}"], lab_env) == [
+        "docker", "-H", "unix:///d.sock", "exec", "-i", "-e", "MTASTS_LAB_RCPT", "-e",
+        "MTASTS_LAB_MX", "ctr", "prog", "{x}"]
+    netns = SenderEnv(dns=("10.0.0.2", 53), smtp_port=25, https_port=443,
+                      ca_file=tmp_path / "ca.pem", workdir=tmp_path, emit=EventLog().emit,
+                      topology=TOPOLOGY, exec_prefix=("ip", "netns", "exec", "sender"))
+    assert netns.exec_argv(["prog"], lab_env) == ["ip", "netns", "exec", "sender", "prog"]
