@@ -13,6 +13,22 @@ from lab.control.wire import mx_to_json, policy_to_json
 from lab.policy_host.response import PolicyResponse
 from lab.world_setup import MxSetup
 
+READY_TIMEOUT_S = 130.0
+"""Longer than the runner's own deadline for readiness (``lab.waits.READY_S``)."""
+
+
+class RemotePolicy:
+    """The policy container's readiness, as ``lab.waits.services_ready`` asks for it."""
+
+    def __init__(self, client: ControlClient) -> None:
+        self.client = client
+
+    async def ready(self) -> bool:
+        """Wait until the attacker's mitmproxy listens (when one is configured); True if the
+        service had to wait for it."""
+        answer = await self.client.request("GET", "/ready", timeout=READY_TIMEOUT_S)
+        return bool(answer.get("waited")) if isinstance(answer, dict) else False
+
 
 class RemoteServices:
     """Implements ``lab.backends.services.Services`` with one control client per service.
@@ -23,6 +39,7 @@ class RemoteServices:
 
     def __init__(self, clients: Mapping[str, ControlClient]) -> None:
         self.clients = dict(clients)
+        self.policy = RemotePolicy(self.clients["policy"]) if "policy" in self.clients else None
 
     def _labels(self, prefix: str) -> list[str]:
         return sorted(label for label in self.clients
