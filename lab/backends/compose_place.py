@@ -61,18 +61,23 @@ class ComposePlace:
 
     async def start(self, mta: MtaSetup, ca_file: Path, on_line: LineSink) -> Path:
         service = mta.name
-        if service not in cd.SENDER_IMAGES:
-            raise PlaceError(f"{service}: no container image for it on the compose backend "
-                             f"(images: {', '.join(sorted(cd.SENDER_IMAGES))})")
         self._docker = await asyncio.to_thread(cd.client)
-        try:
-            await asyncio.to_thread(self._docker.images.get, cd.SENDER_IMAGES[service])
-        except Exception:
-            raise PlaceError(f"image {cd.SENDER_IMAGES[service]} missing "
-                             "(scripts/build-images)") from None
+        ctr = await asyncio.to_thread(cd.container, self._docker, service)
+        if service not in cd.SENDER_IMAGES and ctr is None:
+            # an MTA image of one's own: its service comes from an override file, brought up
+            # before the run (docs/COMPOSE.md)
+            raise PlaceError(f"{service}: no container image for it on the compose backend "
+                             f"(images: {', '.join(sorted(cd.SENDER_IMAGES))}) and no running "
+                             f"container of a compose service {service!r} in project "
+                             f"{cd.PROJECT} (bring your override file up first)")
+        if ctr is None:
+            try:
+                await asyncio.to_thread(self._docker.images.get, cd.SENDER_IMAGES[service])
+            except Exception:
+                raise PlaceError(f"image {cd.SENDER_IMAGES[service]} missing "
+                                 "(scripts/build-images)") from None
         self._on_line = on_line
         self._want = ca_digest(ca_file)
-        ctr = await asyncio.to_thread(cd.container, self._docker, service)
         since = time.time() - 1
         if ctr is None:
             profile = cd.SENDER_PROFILES.get(service)
