@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import inspect
+import os
 import shlex
 import textwrap
 import time
@@ -105,7 +106,10 @@ class ComposePlace:
         return Path(self._root)
 
     async def _command_socket(self, service: str) -> ControlClient | None:
-        """The agent's command socket when it answers (None: use ``docker exec``)."""
+        """The agent's command socket when it answers (None: use ``docker exec``, also when
+        ``MTASTS_LAB_COMPOSE_EXEC=docker`` asks for it, to compare the two)."""
+        if os.environ.get("MTASTS_LAB_COMPOSE_EXEC") == "docker":
+            return None
         agent = ControlClient(command_socket(self.run_dir, service))
         try:
             health = await agent.health()
