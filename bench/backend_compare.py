@@ -129,3 +129,40 @@ async def _remove_project() -> None:
     from lab.backends.compose import remove_project
 
     await remove_project()
+
+
+async def command_round_trips(sender_name: str, n: int = 20) -> str:
+    """One command (``true``) in the sender's container, ``n`` times each way: ``docker
+    exec`` against the agent's command socket (the lab kept running afterwards)."""
+    from lab.backends import compose_docker as cd
+    from lab.backends.compose import ComposeBackend
+    from lab.control import ControlClient
+    from lab.events import EventLog
+    from lab.pki import LabPKI
+    from lab.senders.agent import command_socket
+    from lab.senders.base import Sender
+
+    backends.load_all()
+    senders.load_all()
+    with tempfile.TemporaryDirectory(prefix="mtasts-lab-bench-") as tmp:
+        backend = ComposeBackend(keep=True)
+        try:
+            await backend.up(Path(tmp), LabPKI(Path(tmp) / "pki"), EventLog())
+            sender = Sender.registry.get(sender_name)()
+            await sender.start(backend.sender_env(Path(tmp) / "sender"))
+            ctr = await asyncio.to_thread(cd.container, backend.docker, sender_name)
+            agent = ControlClient(command_socket(backend.run_dir, sender_name))
+            times: dict[str, list[float]] = {"docker exec": [], "agent socket": []}
+            for _ in range(n):
+                t0 = time.perf_counter()
+                await cd.exec_in(ctr, ["true"])
+                times["docker exec"].append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                await agent.request("POST", "/run", {"argv": ["true"], "timeout": 10})
+                times["agent socket"].append(time.perf_counter() - t0)
+            await sender.close()
+        finally:
+            await backend.down()
+    return "one command in the sender's container: " + ", ".join(
+        f"{way} median {statistics.median(v) * 1000:.0f} ms (worst {max(v) * 1000:.0f})"
+        for way, v in times.items())

@@ -10,7 +10,8 @@ never asserted).
   the base image build included (the aim: under 120 s on a 2-core machine).
 * ``--cold``: the same with the base images cached.
 * always: warm start (images present, no containers: ``up()`` plus the sender's start),
-  reuse start (containers kept running from the previous run), then the catalogue (or the
+  reuse start (containers kept running from the previous run), one command in the sender's
+  container by ``docker exec`` and by the agent's command socket, then the catalogue (or the
   scenarios named) for the sender on netns (when this machine can: root and the sender
   installed; ``--no-netns`` skips it) and on compose, with the time per scenario side by
   side and compose/netns per scenario (the aim: within 2x).
@@ -23,7 +24,13 @@ import asyncio
 import os
 import sys
 
-from backend_compare import cold_start, comparison, run_on, start_compose
+from backend_compare import (
+    cold_start,
+    command_round_trips,
+    comparison,
+    run_on,
+    start_compose,
+)
 
 from lab import backends, report, senders
 from lab.backends.base import Backend
@@ -63,6 +70,7 @@ def main() -> int:
     t_up, t_sender = asyncio.run(start_compose(args.sender, keep=False))
     figures.append(f"reuse start (containers running): up {t_up:.2f} s + "
                    f"{args.sender} {t_sender:.2f} s")
+    figures.append(asyncio.run(command_round_trips(args.sender)))
     scenarios = select(args.scenarios) if args.scenarios else load_catalogue()
     runs = {}
     missing = [] if args.no_netns else netns_missing(args.sender)
