@@ -3,7 +3,7 @@ never asserted).
 
     DOCKER_HOST=unix:///var/lib/mtasts-lab-docker/docker.sock \\
       python bench/compose.py [--cold] [--cold-base] [--sender postfix] [--no-netns]
-                              [SCENARIO ...]
+                              [--json-dir DIR] [SCENARIO ...]
 
 * ``--cold-base``: remove the lab's images, rebuild the base images too (mmdebstrap | docker
   import), then the images, then bring the lab up and start the sender: the cold start with
@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import os
 import sys
+from pathlib import Path
 
 from backend_compare import (
     cold_start,
@@ -56,6 +57,9 @@ def main() -> int:
     parser.add_argument("--cold-base", action="store_true")
     parser.add_argument("--sender", default="postfix")
     parser.add_argument("--no-netns", action="store_true")
+    parser.add_argument("--json-dir", type=Path,
+                        help="write each backend's results as DIR/<backend>-<sender>.json "
+                             "(for scripts/compare-verdicts)")
     parser.add_argument("scenarios", nargs="*")
     args = parser.parse_args()
     quiet_tls_eof_warnings()
@@ -80,6 +84,14 @@ def main() -> int:
         figures.append(f"netns skipped: {'; '.join(missing)}")
     runs["compose"] = run_on("compose", args.sender, scenarios)
     figures += comparison(runs, args.sender)
+    if args.json_dir is not None:
+        args.json_dir.mkdir(parents=True, exist_ok=True)
+        for name, (runner, _) in runs.items():
+            path = args.json_dir / f"{name}-{args.sender}.json"
+            report.write_json(path, report.as_json(
+                runner.records, backend=name, senders=[args.sender],
+                exit_code=exit_code(runner.records)))
+            figures.append(f"results: {path}")
     print(f"compose bench ({os.environ.get('DOCKER_HOST', 'default daemon')}), "
           f"{len(scenarios)} scenarios:")
     for line in figures:
