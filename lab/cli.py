@@ -14,7 +14,7 @@ from typing import Any
 from lab import __version__, backends, checklist, expectations, report, senders, shard
 from lab.attack_options import attack_options, option_type_text
 from lab.attacks import Attack, load_all
-from lab.backends.base import Backend
+from lab.backends.base import Backend, BackendUnavailable
 from lab.cli_checks import EXIT_USAGE, Parser, UsageError, jobs, outputs, positive_seconds, seconds
 from lab.explain import explain
 from lab.narrate import narrate
@@ -64,8 +64,8 @@ def _progress(total: int, quiet: bool, narrative: bool = False) -> Progress:
         if quiet:
             return
         label = "advisory" if record.advisory else record.verdict
-        print(f"[{done:>3}/{total}] {record.sender:<14} {record.scenario} [{record.phase}] "
-              f"{label} ({record.observed or '-'}, {record.duration_s:.2f}s)",
+        print(f"[{done:>3}/{max(total, done)}] {record.sender:<14} {record.scenario} "
+              f"[{record.phase}] {label} ({record.observed or '-'}, {record.duration_s:.2f}s)",
               file=sys.stderr, flush=True)
     return show
 
@@ -97,6 +97,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         check_options = getattr(Sender.registry.get(name), "check_options", None)
         if check_options is not None and (problem := check_options(sender_options)):
             raise UsageError(f"--sender {name}: {problem}")
+    if not 0 <= args.retry_inconclusive <= 5:
+        raise UsageError(f"--retry-inconclusive {args.retry_inconclusive}: expected 0 to 5")
     if args.timeout is not None and not 0 < args.timeout <= 3600:
         raise UsageError(f"--timeout {args.timeout:g}: expected seconds in (0, 3600]")
     expect = None
@@ -117,6 +119,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         options = RunOptions(backend=args.backend, senders=group, grace_s=args.grace,
                              keep_run_dir=args.keep, sender_options=sender_options,
                              timeout_s=args.timeout,
+                             retry_inconclusive=args.retry_inconclusive,
                              skip=dict(expect.skip) if expect else {})
         records += asyncio.run(run_catalogue(work[group[0]], options, progress,
                                              jobs=args.jobs))
@@ -297,6 +300,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "the catalogue does not know")
     run.add_argument("--timeout", type=float, metavar="SECONDS",
                      help="per-phase timeout for every scenario (default: each scenario's own)")
+    run.add_argument("--retry-inconclusive", type=int, default=1, metavar="N",
+                     help="run a scenario again, from a reset sender, up to N times while a "
+                          "phase is inconclusive (the experiment did not happen); passes and "
+                          "failures are never repeated (default 1; 0: never)")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     run.add_argument("--shard", metavar="K/N",
                      help="run only shard K of N of the (scenario, sender) pairs, a slice "
@@ -359,6 +366,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ScenarioError, UsageError, shard.ShardError) as exc:
         print(f"mtasts-lab: error: {one_line(str(exc), 1000)}", file=sys.stderr)
         return EXIT_USAGE
+    except BackendUnavailable as exc:  # the lab could not come up: nothing was judged
+        print(f"mtasts-lab: error: {one_line(str(exc), 1000)}", file=sys.stderr)
+        return EXIT_FAILED
     except BrokenPipeError:
         # the reader went away (| head): say nothing more, and keep the run's own code
         devnull = os.open(os.devnull, os.O_WRONLY)

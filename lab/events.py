@@ -20,6 +20,7 @@ PROXY = "proxy"
 SINK = "sink"
 SENDER = "sender"
 RUNNER = "runner"
+COLLECTOR = "collector"
 
 
 @dataclass(frozen=True)
@@ -177,9 +178,17 @@ _TABLE: tuple[tuple[str, str, str, str], ...] = (
      "a program that was the sender (done=exit) ended: only the grace window is left"),
     (SENDER, "lab", "sender ca_file dns_host dns_port mx_host mx_hosts mx_port mx https_port "
      "workdir", "what a foreign sender is told about the lab (its placeholders)"),
+    (COLLECTOR, "tlsrpt-report", "transport content_type size policy_domains report findings "
+     "status path peer failed_on_purpose filename tls_report_domain tls_report_submitter "
+     "mail_from rcpt_tos message_id tls mx",
+     "a TLS report arrived (https: POSTed to the collector, status: the answer; mailto: "
+     "a message to the report mailbox); findings: what breaks RFC 8460, empty when valid"),
     (RUNNER, "inject", "scenario phase message_id", "the runner handed the sender a message"),
     (RUNNER, "backend-up", "backend runid reused bringup_s", "the backend is up"),
     (RUNNER, "backend-error", "service error", "a compose service stopped answering"),
+    (RUNNER, "sender-error", "sender error", "the sender under test did not start"),
+    (RUNNER, "retry", "scenario sender attempt why",
+     "a scenario runs again because a phase was inconclusive"),
     (RUNNER, "ready", "waited_for after_s", "a service the phase needs became ready"),
     (RUNNER, "wait-timeout", "waited_for after_s missing",
      "a wait for evidence hit its (generous) deadline"),

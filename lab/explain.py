@@ -16,6 +16,14 @@ def explain(s: Scenario) -> str:
                + ", ".join(s.world.domain.mx)
                + (f", policy mode {policy.mode} (mx: {', '.join(policy.mx)})" if policy
                   else ", no MTA-STS policy"))
+    if s.world.smart_host:
+        relay = s.world.policy_domain
+        rp = relay.policy
+        out.append(f"The sender relays through the smart host {relay.name} (MX "
+                   + ", ".join(relay.mx)
+                   + (f", policy mode {rp.mode} (mx: {', '.join(rp.mx)})" if rp
+                      else ", no MTA-STS policy")
+                   + "): its domain is the policy domain (RFC 8461 3.4)")
     out.append("")
     for p in s.phases:
         attacks = ", ".join(f"{a.name} ({a.summary})" for a in p.attacks) or "no attack"

@@ -111,14 +111,14 @@ def _unconsulted(phase: Phase, obs: Observation, silent: list[str],
 
 
 def _bounce_without_recheck(phase: Phase, obs: Observation) -> str | None:
-    policy = phase.world.domain.policy
+    policy = phase.world.policy_domain.policy
     if obs.status != Status.BOUNCED or policy is None or policy.mode != "enforce":
         return None
     tries = [e.t for e in obs.events if e.source == PROXY and e.kind in ("connect",
                                                                         "attack-fired")]
     start = min(tries) if tries else None
     end = obs.decided_at
-    domain = phase.world.domain.name
+    domain = phase.world.policy_domain.name
     rechecks = [e for e in queried_sts(obs.events, domain)
                 if (start is None or e.t >= start) and (end is None or e.t <= end)]
     if rechecks:
@@ -126,6 +126,21 @@ def _bounce_without_recheck(phase: Phase, obs: Observation) -> str | None:
     return (f"bounced without a _mta-sts.{domain} query between the failed delivery and the "
             "bounce (RFC 8461 5.1: MUST NOT fail permanently before checking for a new "
             "policy)")
+
+
+def _off_smart_host(phase: Phase, obs: Observation) -> str | None:
+    """Where a phase relays through a smart host, a connection to any other MX means the
+    sender's smart host setting did not take effect: the phase tested nothing it meant to."""
+    smart = phase.world.smart_host
+    if not smart:
+        return None
+    hops = {normalize(h) for h in phase.world.policy_domain.mx}
+    off = sorted({str(e.get("mx")) for e in obs.events if e.source == PROXY
+                  and e.kind == "connect" and normalize(str(e.get("mx") or "")) not in hops})
+    if not off:
+        return None
+    return (f"the sender did not relay through the smart host {smart}: it connected to "
+            f"{', '.join(off)} (its smart host setting did not take effect)")
 
 
 def _misses(phase: Phase, obs: Observation) -> tuple[list[tuple[str, str]], list[str]]:
@@ -158,6 +173,17 @@ def _misses(phase: Phase, obs: Observation) -> tuple[list[tuple[str, str]], list
             and obs.outcome == Outcome.NOT_DELIVERED:
         misses.append((expect.status_level, f"expected the sender to report {expect.status}, "
                                             f"it reported {obs.status}"))
+    if expect.refreshed:
+        refreshed = [e for d in _domains(phase)
+                     for e in policy_contacts(obs.quiet, d, ("fetch",))]
+        if refreshed:
+            notes.append(f"refreshed the policy while no mail was sent ({len(refreshed)} "
+                         f"fetch{'es' if len(refreshed) > 1 else ''} in the {phase.wait_s:g} s "
+                         "before this phase)")
+        else:
+            misses.append((expect.level, f"no policy fetch in the {phase.wait_s:g} s without "
+                           "mail before this phase: the cached policy was not refreshed "
+                           "before it expired"))
     conditional = [e for d in _domains(phase) for e in policy_contacts(obs.events, d, ("fetch",))
                    if e.get("conditional")]
     if conditional:
@@ -193,6 +219,9 @@ def decide(phase: Phase, obs: Observation, *, known_failure: str | None,
         return Verdict(VerdictName.INCONCLUSIVE, "the baseline (same world, no attack) did "
                        "not meet its expectation: a sender that cannot deliver proves nothing "
                        "by refusing")
+    off = _off_smart_host(phase, obs)
+    if off:
+        return Verdict(VerdictName.INCONCLUSIVE, off)
     notes: list[str] = []
     gates = {a.name: gate_of(a, phase.world) for a in phase.attacks}
     fired = [n for n, ev in obs.fired.items() if ev]

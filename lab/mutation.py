@@ -2,7 +2,9 @@
 
 A *variant* of the reference sender makes one RFC-allowed choice; it is clean when no
 must-level phase fails for it (or errors). A *mutant* breaks one MUST; it is killed when at
-least one must-level phase fails for it, or is listed as a known failure for it. Both are
+least one must-level phase fails for it, or is listed as a known failure for it. A mutant of
+a SHOULD rule (C4) is killed by a should-level miss of a scenario covering that rule: the
+miss is advisory for the run, but it must be seen. Both are
 judged from the scenarios' own levels and known_failures, never from lists of names here.
 
 Mutants run against the scenarios that cover the checklist id they break (``covers``);
@@ -15,7 +17,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from lab.checklist import CHECKLIST, NOT_YET_COVERED
+from lab.checklist import BY_ID, CHECKLIST, NOT_YET_COVERED
 from lab.oracle import ERROR, FAIL, INCONCLUSIVE, KNOWN_FAILURE, UNEXPECTED_PASS
 from lab.runner import Record, RunOptions, run_catalogue
 from lab.scenario import Scenario
@@ -28,10 +30,14 @@ def sender_name(spec: ProfileSpec) -> str:
     return f"{BASE}:{spec.name}"
 
 
-def kills(record: Record) -> bool:
-    """A must-level phase that this sender fails (or is a listed known failure for)."""
-    return record.level == "must" and (
-        (record.verdict == FAIL and not record.advisory) or record.verdict == KNOWN_FAILURE)
+def kills(record: Record, level: str = "must") -> bool:
+    """A phase at ``level`` (the broken rule's level) that this sender fails, or is a listed
+    known failure for. A must-level fail is never advisory; a should-level one always is."""
+    if record.level != level:
+        return False
+    if record.verdict == KNOWN_FAILURE:
+        return True
+    return record.verdict == FAIL and (level != "must" or not record.advisory)
 
 
 def breaks_variant(record: Record) -> bool:
@@ -121,7 +127,8 @@ async def score(scenarios: Sequence[Scenario], *, jobs: int = 2, grace_s: float 
         async with gate:
             recs = await run_catalogue(subset, RunOptions(senders=[sender_name(spec)],
                                                           grace_s=grace_s))
-        return sender_name(spec), [_where(r) for r in recs if kills(r)]
+        level = BY_ID[spec.rule].level if spec.rule in BY_ID else "must"
+        return sender_name(spec), [_where(r) for r in recs if kills(r, level)]
 
     for name, why in await asyncio.gather(*(one(m) for m in mutants)):
         result.killed[name] = why
@@ -141,6 +148,8 @@ def variants_doc() -> str:
            "  expectation of the catalogue: a failure is a catalogue stricter than the RFC.",
            "- A **mutant** breaks one MUST. It must be killed: fail (or be a listed known",
            "  failure in) at least one must-level phase of the scenarios that cover the rule.",
+           "  A mutant of a SHOULD rule (C4) is killed by a should-level miss there instead",
+           "  (advisory in a run, but it must show).",
            ""]
     for kind, title in (("variant", "Compliant variants"), ("mutant", "Mutants")):
         out += [f"## {title}", "", "| profile | switch | rule | section | what the RFC says |",

@@ -51,6 +51,9 @@ class Observation:
     decided_at: float | None = None
     """Monotonic time of the sender's own decision (status event) or the sink receipt."""
     events: list[Event] = field(default_factory=list)
+    quiet: list[Event] = field(default_factory=list)
+    """What happened while the runner waited before this phase (``wait_s``) and no mail was
+    sent: a proactive policy refresh shows here (C4)."""
 
 
 def _for_message(events: Iterable[Event], source: str, kind: str,
@@ -157,7 +160,8 @@ def _judge_outcome(events: list[Event], phase: Phase, message_id: str,
 
 
 def _engaged(events: Iterable[Event], phase: Phase) -> list[str]:
-    domain = normalize(phase.rcpt.rsplit("@", 1)[1])
+    # the next hop: the smart host's domain when the sender relays (RFC 8461 3.4)
+    domain = normalize(phase.world.smart_host or phase.rcpt.rsplit("@", 1)[1])
     found: list[str] = []
     for e in events:
         if e.source == DNS and e.kind == "query" and normalize(str(e.get("name", ""))) == domain \

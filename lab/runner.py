@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
@@ -22,7 +23,7 @@ from lab.backends.base import Backend
 from lab.backends.netns_state import ProcRef
 from lab.dane_world import anchors as dane_anchors
 from lab.events import RUNNER, EventLog
-from lab.oracle import ERROR, SKIPPED, Observation, Verdict, decide, observe
+from lab.oracle import ERROR, INCONCLUSIVE, SKIPPED, Observation, Verdict, decide, observe
 from lab.pki import LabPKI
 from lab.scenario import Phase, Scenario
 from lab.sender_options import typed_kwargs
@@ -89,6 +90,10 @@ class RunOptions:
     """Overrides every scenario's timeout (``run --timeout``)."""
     skip: dict[str, str] = field(default_factory=dict)
     """Scenario id -> reason: reported as skipped (``run --expect``)."""
+    retry_inconclusive: int = 1
+    """Run a scenario again (sender reset, every phase) this many times while one of its
+    phases is ``inconclusive``: the experiment did not happen, so repeating it is honest;
+    a pass or a failure is never repeated."""
 
 
 Progress = Callable[[Record], None]
@@ -176,12 +181,19 @@ class Runner:
                 workdir = run_dir / "senders" / cls.name
                 workdir.mkdir(parents=True, exist_ok=True)
                 t_start = time.monotonic()
-                await sender.start(backend.sender_env(workdir))
+                try:
+                    await sender.start(backend.sender_env(workdir))
+                except Exception as exc:  # every phase of this sender is an error; go on
+                    with contextlib.suppress(Exception):
+                        await sender.close()
+                    self._not_started(sender, scenarios, f"{type(exc).__name__}: {exc}")
+                    continue
                 self.sender_start_s[cls.name] = time.monotonic() - t_start
                 try:
                     for scenario in scenarios:
                         t_scenario = time.monotonic()
-                        await self._scenario(backend, topology, sender, scenario)
+                        await self._scenario_until_conclusive(backend, topology, sender,
+                                                              scenario)
                         self.scenario_s.append((cls.name, scenario.id,
                                                 time.monotonic() - t_scenario))
                 finally:
@@ -191,6 +203,38 @@ class Runner:
             if made_dir and not self.options.keep_run_dir:
                 shutil.rmtree(run_dir, ignore_errors=True)
         return self.records
+
+    def _not_started(self, sender: Sender, scenarios: Sequence[Scenario], why: str) -> None:
+        self.events.emit(RUNNER, "sender-error", {"sender": sender.name, "error": why})
+        why = f"the sender did not start: {why}"
+        for scenario in scenarios:
+            for phase in ([scenario.baseline] if scenario.baseline else []) + \
+                    list(scenario.phases):
+                self._record(Record(
+                    scenario=scenario.id, phase=phase.name, sender=sender.name,
+                    backend=self.options.backend, expected=list(phase.expect.outcome),
+                    observed=None, verdict=ERROR, level=phase.expect.level,
+                    attack_fired=None, duration_s=0.0, reason=why, refs=list(scenario.refs),
+                    why=why, attacks=[a.name for a in phase.attacks]))
+
+    async def _scenario_until_conclusive(self, backend: Backend, topology: Topology,
+                                         sender: Sender, scenario: Scenario) -> None:
+        """Run the scenario; again from a reset sender while a phase is inconclusive."""
+        first = len(self.records)
+        await self._scenario(backend, topology, sender, scenario)
+        history: list[str] = []
+        for attempt in range(2, self.options.retry_inconclusive + 2):
+            odd = [r for r in self.records[first:] if r.verdict == INCONCLUSIVE]
+            if not odd:
+                break
+            why = "; ".join(f"[{r.phase}] {r.why}" for r in odd)
+            history.append(f"attempt {attempt - 1} was inconclusive: {why}")
+            self.events.emit(RUNNER, "retry", {"scenario": scenario.id, "sender": sender.name,
+                                               "attempt": attempt, "why": why})
+            del self.records[first:]
+            await self._scenario(backend, topology, sender, scenario)
+        for record in self.records[first:]:
+            record.notes.extend(history)
 
     async def _scenario(self, backend: Backend, topology: Topology, sender: Sender,
                         scenario: Scenario) -> None:
@@ -203,25 +247,31 @@ class Runner:
             await sender.reset()
         primed = False
         for phase in scenario.phases:
+            quiet_from = self.events.mark()
             if phase.wait_s:
                 # scenario time (a policy's max_age running out), not a synchronisation wait
                 await asyncio.sleep(phase.wait_s)
             record = await self._phase(backend, topology, sender, scenario, phase,
-                                       baseline_ok, primed)
+                                       baseline_ok, primed, quiet_from)
             primed = primed or any(e.get("source") == "policy" and e.get("kind") == "fetch"
                                    for e in record.evidence)
 
     async def _phase(self, backend: Backend, topology: Topology, sender: Sender,
                      scenario: Scenario, phase: Phase, baseline_ok: bool | None,
-                     primed: bool = False) -> Record:
+                     primed: bool = False, quiet_from: int | None = None) -> Record:
         started = time.monotonic()
         missing = scenario_missing(scenario, backend) if phase.name == "baseline" else \
             attacks_missing(phase.attacks, backend)
         if scenario.id in self.options.skip:
             missing = [self.options.skip[scenario.id]]
+        if phase.world.smart_host and not sender.relays():
+            missing = [*missing, f"not exercised: the {sender.name} sender cannot be "
+                       f"configured with a smart host on the {self.options.backend} backend "
+                       "(a relay the phase sends through)"]
         if missing:
             return self._skip(sender, scenario, phase, missing)
-        message = OutgoingMessage.probe(phase.rcpt, scenario.id, phase.name)
+        message = OutgoingMessage.probe(phase.rcpt, scenario.id, phase.name,
+                                        phase.world.smart_host)
         known = scenario.known_failures.get(sender.name) if phase.bears_known_failures \
             else None
         mark = self.events.mark()
@@ -242,6 +292,8 @@ class Runner:
                                     own_status=type(sender).own_status,
                                     timeout_s=self.options.timeout_s or scenario.timeout_s,
                                     grace_s=self.options.grace_s)
+            if quiet_from is not None:  # what the sender did while no mail was sent (C4)
+                obs.quiet = self.events.since(quiet_from)[:mark - quiet_from]
             verdict = decide(phase, obs, known_failure=known, baseline_ok=baseline_ok,
                              primed=primed)
         except Exception as exc:  # an error is a verdict of its own, with its reason

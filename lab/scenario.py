@@ -20,15 +20,18 @@ from lab.checklist import IDS as CHECKLIST_IDS
 from lab.outcomes import LEVELS, OUTCOMES, STATUSES, Level, Status
 from lab.scenario_fields import Fields, ScenarioError
 from lab.scenario_model import Expectation, Phase, Scenario, world_edits
+from lab.tlsrpt.names import REPORT_MX
 from lab.world import (
     DEFAULT_DOMAIN,
     DEFAULT_POLICY_ID,
+    MAX_HTTPS_FAILS,
     MAX_MX,
     MODES,
     TLSA_ANCHORS,
     Domain,
     Policy,
     Tlsa,
+    Tlsrpt,
     World,
     is_test_name,
     normalize,
@@ -40,9 +43,11 @@ EXERCISE = ("reported", "required")
 
 # ---------------------------------------------------------------- world
 
-_DOMAIN_FIELDS = ("domain", "mx", "policy", "sts_txt", "policy_text", "tlsa")
+_DOMAIN_FIELDS = ("domain", "mx", "policy", "sts_txt", "policy_text", "tlsa", "tlsrpt")
+_TLSRPT_FIELDS = ("rua", "records", "report_policy", "https_fails")
+_RUA_SCHEMES = ("https", "mailto")
 _TLSA_FIELDS = ("mx", "usage", "selector", "mtype", "matches", "signed")
-_WORLD_FIELDS = (*_DOMAIN_FIELDS, "other_domains")
+_WORLD_FIELDS = (*_DOMAIN_FIELDS, "other_domains", "smart_host")
 _POLICY_FIELDS = ("mode", "mx", "max_age", "id")
 
 
@@ -71,23 +76,69 @@ def _domain(f: Fields) -> Domain:
     mx = f.str_list("mx") if f.has("mx") else (f"mx1.{domain}",)
     for i, host in enumerate(mx):
         _check_name(path, f"{f.sub('mx')}[{i}]", host)
-    policy: Policy | None = None
-    if f.data.get("policy") is not None:
-        p = Fields(path, f.sub("policy"), f.data["policy"], _POLICY_FIELDS)
-        patterns = p.str_list("mx") or tuple(normalize(h) for h in mx)
-        for i, pattern in enumerate(patterns):
-            _check_name(path, f"{p.sub('mx')}[{i}]", pattern, wildcard=True)
-        policy_id = p.text("id", DEFAULT_POLICY_ID)
-        if not re.fullmatch(r"[A-Za-z0-9]{1,32}", policy_id):
-            raise p.error("id", "must be 1 to 32 letters and digits (RFC 8461 3.1); "
-                                "write a malformed record with sts_txt instead")
-        policy = Policy(mode=p.choice("mode", MODES, "enforce"),  # type: ignore[arg-type]
-                        mx=patterns, max_age=p.whole("max_age", 86400, 0, MAX_AGE_LIMIT),
-                        id=policy_id)
+    policy = _policy(f, "policy", mx)
     sts_txt = f.str_list("sts_txt") if f.has("sts_txt") else None
     policy_text = f.text("policy_text") if f.has("policy_text") else None
     return Domain(domain, tuple(normalize(h) for h in mx), policy, sts_txt, policy_text,
-                  _tlsa(f, mx))
+                  _tlsa(f, mx), _tlsrpt(f))
+
+
+def _policy(f: Fields, key: str, mx: tuple[str, ...]) -> Policy | None:
+    if f.data.get(key) is None:
+        return None
+    path = f.path
+    p = Fields(path, f.sub(key), f.data[key], _POLICY_FIELDS)
+    patterns = p.str_list("mx") or tuple(normalize(h) for h in mx)
+    for i, pattern in enumerate(patterns):
+        _check_name(path, f"{p.sub('mx')}[{i}]", pattern, wildcard=True)
+    policy_id = p.text("id", DEFAULT_POLICY_ID)
+    if not re.fullmatch(r"[A-Za-z0-9]{1,32}", policy_id):
+        raise p.error("id", "must be 1 to 32 letters and digits (RFC 8461 3.1); "
+                            "write a malformed record with sts_txt instead")
+    return Policy(mode=p.choice("mode", MODES, "enforce"),  # type: ignore[arg-type]
+                  mx=patterns, max_age=p.whole("max_age", 86400, 0, MAX_AGE_LIMIT),
+                  id=policy_id)
+
+
+def _tlsrpt(f: Fields) -> Tlsrpt | None:
+    """``tlsrpt: {rua: [https, mailto]}`` (one valid record naming the lab's collector) or
+    ``tlsrpt: {records: [TXT, ...]}`` (raw values with ``{https}``/``{mailto}``), plus
+    ``report_policy`` (the report domain's MTA-STS policy) and ``https_fails``."""
+    if f.data.get("tlsrpt") is None:
+        return None
+    t = Fields(f.path, f.sub("tlsrpt"), f.data["tlsrpt"], _TLSRPT_FIELDS)
+    has_rua, has_records = t.data.get("rua") is not None, t.data.get("records") is not None
+    if has_rua == has_records:
+        raise ScenarioError(f.path, t.where, "give exactly one of rua (a valid record naming "
+                            "the lab's collector) or records (raw TXT values); a phase that "
+                            "switches sets the other to null")
+    if has_rua:
+        schemes = t.str_list("rua")
+        if not schemes:
+            raise t.error("rua", "must name https, mailto or both")
+        for i, scheme in enumerate(schemes):
+            if scheme not in _RUA_SCHEMES:
+                raise ScenarioError(f.path, f"{t.sub('rua')}[{i}]", "must be one of "
+                                    f"{', '.join(_RUA_SCHEMES)}, not {scheme!r}")
+        if len(set(schemes)) != len(schemes):
+            raise t.error("rua", "names a scheme twice")
+        records = Tlsrpt.for_rua(schemes)
+    else:
+        raw = t.data["records"]
+        if not isinstance(raw, list):
+            raise t.error("records", "must be a list of TXT values (strings)")
+        for i, item in enumerate(raw):
+            if not isinstance(item, str):
+                raise ScenarioError(f.path, f"{t.sub('records')}[{i}]",
+                                    "must be a string (DNS splits values over 255 bytes)")
+            for name in re.findall(r"\{([A-Za-z_]*)\}", item):
+                if name not in _RUA_SCHEMES:
+                    raise ScenarioError(f.path, f"{t.sub('records')}[{i}]",
+                                        f"unknown placeholder {{{name}}} (known: {{https}}, "
+                                        "{mailto})")
+        records = tuple(raw)
+    return Tlsrpt(records, _policy(t, "report_policy", (REPORT_MX,)),
+                  int(t.whole("https_fails", 0, 0, MAX_HTTPS_FAILS)))
 
 
 def _tlsa(f: Fields, mx: tuple[str, ...]) -> tuple[Tlsa, ...]:
@@ -111,7 +162,7 @@ def _tlsa(f: Fields, mx: tuple[str, ...]) -> tuple[Tlsa, ...]:
 def _world(path: str, where: str, raw: Any) -> World:
     """The recipient domain at the top level, more domains under ``other_domains``."""
     f = Fields(path, where, raw if raw is not None else {}, _WORLD_FIELDS)
-    top = {k: v for k, v in f.data.items() if k != "other_domains"}
+    top = {k: v for k, v in f.data.items() if k not in ("other_domains", "smart_host")}
     domains = [_domain(Fields(path, where, top, _DOMAIN_FIELDS))]
     others = f.data.get("other_domains") or []
     if not isinstance(others, list):
@@ -122,9 +173,17 @@ def _world(path: str, where: str, raw: Any) -> World:
     names = [d.name for d in domains]
     if len(set(names)) != len(names):
         raise f.error("other_domains", "each domain may appear once")
-    world = World(tuple(domains))
+    smart_host = f.text("smart_host") or None
+    if smart_host is not None:
+        smart_host = normalize(_check_name(path, f.sub("smart_host"), smart_host))
+        if smart_host not in names[1:]:
+            raise f.error("smart_host", f"{smart_host!r} must name one of other_domains "
+                                        "(the smart host's own domain, with its MX hosts)")
+    world = World(tuple(domains), smart_host)
     if len(world.mx_hosts()) > MAX_MX:
-        raise f.error("mx", f"at most {MAX_MX} MX hosts in a world")
+        raise f.error("mx", f"at most {MAX_MX} MX hosts in a world"
+                      + (" (the TLS-RPT report domain's MX takes one)"
+                         if world.report_domain else ""))
     return world
 
 
@@ -135,7 +194,7 @@ _TOP_FIELDS = ("summary", "refs", "teach", "covers", "world", "phases", "known_f
 _PHASE_FIELDS = ("name", "world", "attacks", "expect", "rcpt", "wait_s", "exercise",
                  "state_decides", "primes")
 _EXPECT_FIELDS = ("outcome", "level", "status", "sni", "status_level", "stricter",
-                  "after_fetch", "say", "fetch_sni", "no_fetch", "needs_fetch")
+                  "after_fetch", "say", "fetch_sni", "no_fetch", "needs_fetch", "refreshed")
 PRIME = "prime"
 
 
@@ -175,7 +234,7 @@ def _expect(f: Fields, key: str, default: Mapping[str, Any] | None = None) -> Ex
     return Expectation(outcomes, e.choice("level", LEVELS, "must"), status, sni,
                        e.choice("status_level", LEVELS, Level.SHOULD), stricter, after_fetch,
                        no_fetch, _flag(e, "needs_fetch"), dict(sf.data),
-                       e.text("fetch_sni") or None)
+                       e.text("fetch_sni") or None, _flag(e, "refreshed"))
 
 
 def _flag(f: Fields, key: str) -> bool:
@@ -245,8 +304,13 @@ def parse(data: Any, path: str, scenario_id: str) -> Scenario:
             flags[key] = pf.data.get(key, False)
             if not isinstance(flags[key], bool):
                 raise pf.error(key, f"must be true or false, not {flags[key]!r}")
+        expect = _expect(pf, "expect")
+        wait_s = pf.number("wait_s", 0.0, 0.0, 120.0)
+        if expect.refreshed and not wait_s:
+            raise ScenarioError(path, f"{pf.sub('expect')}.refreshed", "needs the phase's "
+                                "wait_s: a refresh is looked for while the lab sends no mail")
         phases.append(Phase(pf.text("name", f"phase{i + 1}"), phase_world, attacks,
-                            _expect(pf, "expect"), rcpt, pf.number("wait_s", 0.0, 0.0, 120.0),
+                            expect, rcpt, wait_s,
                             pf.choice("exercise", EXERCISE, "reported"), flags["state_decides"],
                             flags["primes"],
                             world_edits(phases[-1].world if phases else None, phase_world)))

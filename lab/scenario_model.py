@@ -38,6 +38,9 @@ class Expectation:
     """Per outcome, what it shows about the sender's choice (reported in the verdict)."""
     fetch_sni: str | None = None
     """The server name the sender must send when it fetches the policy (F4)."""
+    refreshed: bool = False
+    """The sender must have fetched the policy during the phase's ``wait_s``, while no mail
+    was sent: a proactive refresh of its cached policy (C4)."""
 
     @property
     def allowed(self) -> tuple[str, ...]:

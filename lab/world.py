@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from fake_dns.zone import Zone
+from lab.tlsrpt.names import REPORT_DOMAIN, REPORT_HTTPS_HOST, REPORT_MX, https_uri, mailto_uri
 
 DEFAULT_DOMAIN = "victim.test"
 DEFAULT_POLICY_ID = "lab20261129"
@@ -84,6 +85,36 @@ class Tlsa:
         return f"{self.usage} {self.selector} {self.mtype} {digest.hex()}"
 
 
+TLSRPT_PLACEHOLDERS: tuple[str, ...] = ("{https}", "{mailto}")
+"""Written in a ``Tlsrpt`` record, replaced by the lab collector's URIs."""
+MAX_HTTPS_FAILS = 10
+
+
+@dataclass(frozen=True)
+class Tlsrpt:
+    """TLS-RPT published by a recipient domain (RFC 8460 3): the TXT records at
+    ``_smtp._tls.<domain>``, and how the lab's report domain (``lab.tlsrpt.names``) behaves.
+
+    ``records`` are whole TXT values (DNS carries one longer than 255 bytes as several
+    strings); ``{https}`` and ``{mailto}`` in them become the collector's URIs.
+    """
+
+    records: tuple[str, ...]
+    report_policy: Policy | None = None
+    """An MTA-STS policy for the report domain (its ``mx`` defaults to the report MX)."""
+    https_fails: int = 0
+    """The collector answers the first this many POSTs of a phase with 500."""
+
+    @staticmethod
+    def for_rua(schemes: Sequence[str]) -> tuple[str, ...]:
+        """The one valid record whose ``rua`` lists the collector's URIs of ``schemes``."""
+        return ("v=TLSRPTv1; rua=" + ",".join("{" + s + "}" for s in schemes),)
+
+    def txt_records(self, https_port: int = 443) -> tuple[str, ...]:
+        return tuple(r.replace("{https}", https_uri(https_port))
+                     .replace("{mailto}", mailto_uri()) for r in self.records)
+
+
 @dataclass(frozen=True)
 class Domain:
     name: str = DEFAULT_DOMAIN
@@ -96,6 +127,8 @@ class Domain:
     """The body the policy host serves; None means ``policy.text()``."""
     tlsa: tuple[Tlsa, ...] = ()
     """DANE TLSA records for this domain's MX hosts (X1)."""
+    tlsrpt: Tlsrpt | None = None
+    """TLS-RPT records at ``_smtp._tls.<name>``; None publishes none."""
 
     @property
     def policy_host(self) -> str:
@@ -115,16 +148,53 @@ class Domain:
 @dataclass(frozen=True)
 class World:
     domains: tuple[Domain, ...] = (Domain(),)
+    smart_host: str | None = None
+    """The domain of a smart host the sender relays through (one of ``domains``, not the
+    recipient's): it is the policy domain (RFC 8461 3.4). None: direct delivery."""
 
     @property
     def domain(self) -> Domain:
         """The recipient domain (the first one)."""
         return self.domains[0]
 
+    @property
+    def tlsrpt(self) -> Tlsrpt | None:
+        """The TLS-RPT set-up of the first domain that publishes one (the report domain's
+        behaviour comes from it)."""
+        return next((d.tlsrpt for d in self.domains if d.tlsrpt is not None), None)
+
+    @property
+    def report_domain(self) -> Domain | None:
+        """The lab's report domain, present when a domain publishes TLS-RPT."""
+        tlsrpt = self.tlsrpt
+        if tlsrpt is None:
+            return None
+        return Domain(REPORT_DOMAIN, (REPORT_MX,), tlsrpt.report_policy)
+
+    def all_domains(self) -> tuple[Domain, ...]:
+        """The recipient domains, then the report domain when there is one."""
+        report = self.report_domain
+        return self.domains if report is None else (*self.domains, report)
+
+    def report_mx_hosts(self) -> list[str]:
+        """MX hosts that only the report domain uses (untargeted attacks leave them alone)."""
+        report = self.report_domain
+        own = {normalize(h) for d in self.domains for h in d.mx}
+        return [normalize(h) for h in report.mx if normalize(h) not in own] if report else []
+
+    @property
+    def policy_domain(self) -> Domain:
+        """The domain whose policy applies: the smart host's, else the recipient's."""
+        if self.smart_host is not None:
+            for d in self.domains:
+                if d.name == normalize(self.smart_host):
+                    return d
+        return self.domain
+
     def mx_hosts(self) -> list[str]:
-        """Every MX host name in slot order."""
+        """Every MX host name in slot order (the report domain's last)."""
         seen: list[str] = []
-        for domain in self.domains:
+        for domain in self.all_domains():
             for host in domain.mx:
                 if normalize(host) not in seen:
                     seen.append(normalize(host))
@@ -165,7 +235,7 @@ def build_zone(world: World, topology: Topology, extra_hosts: Sequence[str] = ()
     slots = {host: i for i, host in enumerate([*world.mx_hosts(), *extra_hosts])}
     for host, i in slots.items():
         zone.add(host, "A", topology.mx_fronts[i])
-    for domain in world.domains:
+    for domain in world.all_domains():
         for pref, host in enumerate(domain.mx, start=1):
             zone.add(domain.name, "MX", f"{10 * pref} {normalize(host)}.")
         for txt in domain.sts_records():
@@ -177,4 +247,10 @@ def build_zone(world: World, topology: Topology, extra_hosts: Sequence[str] = ()
             if tlsa.signed:  # DANE needs a validated chain: MX, address and TLSA
                 for name in (domain.name, normalize(tlsa.mx), tlsa.name):
                     zone.authenticate(name)
+    for domain in world.domains:
+        if domain.tlsrpt is not None:
+            for txt in domain.tlsrpt.txt_records(topology.https_port):
+                zone.add(f"_smtp._tls.{domain.name}", "TXT", txt)
+    if world.report_domain is not None:
+        zone.add(REPORT_HTTPS_HOST, "A", topology.policy)
     return zone

@@ -9,12 +9,13 @@ I/O; ``publish`` hands the result to a backend's services (in-process or over th
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from fake_dns.zone import Zone
 from lab.attacks.base import Attack, DnsAttack, PolicyAttack, SmtpAttack
 from lab.policy_host.response import PolicyResponse
+from lab.tlsrpt.collector import CollectorSetup
 from lab.world import Topology, World, build_zone
 
 if TYPE_CHECKING:
@@ -50,7 +51,9 @@ class ServiceConfig:
     mx: tuple[MxSetup, ...]
     """Per MX slot, in slot order: the world's MX hosts, then attacker-run ones."""
     accept_domains: tuple[str, ...]
-    """Recipient domains the sinks accept mail for."""
+    """Recipient domains (and the report domain) the sinks accept mail for."""
+    collector: CollectorSetup = field(default_factory=CollectorSetup)
+    """The TLS-RPT collector: served when the world publishes TLS-RPT."""
 
 
 def attacker_hosts(world: World, attacks: Sequence[Attack]) -> list[str]:
@@ -77,7 +80,7 @@ def service_config(world: World, topology: Topology,
         if isinstance(attack, DnsAttack):
             zone = attack.transform(zone, world, topology)
     policies: dict[str, PolicyResponse] = {}
-    for domain in world.domains:
+    for domain in world.all_domains():
         body = domain.policy_body()
         if body is None:
             continue
@@ -86,17 +89,28 @@ def service_config(world: World, topology: Topology,
             if isinstance(attack, PolicyAttack):
                 response = attack.transform(response, domain.name)
         policies[domain.name] = response
-    slots = tuple(MxSetup(host, tuple(a for a in attacks
-                                      if isinstance(a, SmtpAttack) and a.targets(host)))
+    report_only = set(world.report_mx_hosts())
+
+    def arms(attack: Attack, host: str) -> bool:
+        # the path to the report mailbox is attacked only by an attack that names its MX
+        return isinstance(attack, SmtpAttack) and attack.targets(host) and (
+            host not in report_only or attack.mx is not None)
+
+    slots = tuple(MxSetup(host, tuple(a for a in attacks if isinstance(a, SmtpAttack)
+                                      and arms(a, host)))
                   for host in hosts)
+    tlsrpt = world.tlsrpt
+    collector = CollectorSetup(enabled=tlsrpt is not None,
+                               fail_times=tlsrpt.https_fails if tlsrpt else 0)
     # TTL 0: no sender carries an answer from one scenario or phase into the next (newer
     # c-ares builds cache answers, which survived a policy-cache flush otherwise)
     return ServiceConfig(zone.with_ttl(0), policies, slots,
-                         tuple(d.name for d in world.domains))
+                         tuple(d.name for d in world.all_domains()), collector)
 
 
 def publish(services: Services, config: ServiceConfig) -> None:
-    """Hand a configuration to the services: zone, then policies, then MX slots."""
+    """Hand a configuration to the services: zone, policies, collector, then MX slots."""
     services.set_zone(config.zone)
     services.set_policies(config.policies)
+    services.set_collector(config.collector)
     services.set_mx(config.mx, config.accept_domains)

@@ -11,7 +11,18 @@ import asyncio
 import re
 from pathlib import Path
 
-from lab.events import DNS, KINDS, POLICY, PROXY, RUNNER, SENDER, SINK, EventLog, problem
+from lab.events import (
+    COLLECTOR,
+    DNS,
+    KINDS,
+    POLICY,
+    PROXY,
+    RUNNER,
+    SENDER,
+    SINK,
+    EventLog,
+    problem,
+)
 from lab.runner import Runner, RunOptions
 from lab.scenario import load_catalogue
 
@@ -53,8 +64,9 @@ def test_a_run_emits_only_declared_kinds(tmp_path: Path) -> None:
 
 # Literal kinds in the source: emit(SOURCE, "kind"), and the helpers that fix the source.
 _CONSTS = {"DNS": DNS, "POLICY": POLICY, "PROXY": PROXY, "SINK": SINK, "SENDER": SENDER,
-           "RUNNER": RUNNER}
-_DIRECT = re.compile(r"\bemit\(\s*(DNS|POLICY|PROXY|SINK|SENDER|RUNNER)\s*,\s*\"([\w-]+)\"")
+           "RUNNER": RUNNER, "COLLECTOR": COLLECTOR}
+_DIRECT = re.compile(
+    r"\bemit\(\s*(DNS|POLICY|PROXY|SINK|SENDER|RUNNER|COLLECTOR)\s*,\s*\"([\w-]+)\"")
 _HELPERS = (  # (files, call, source)
     (("lab/smtp/*.py", "lab/proxy/*.py"), re.compile(r"\b_emit\(\s*\"([\w-]+)\""), PROXY),
     (("lab/policy_host/mitm.py",), re.compile(r"\breport\(\s*\"([\w-]+)\""), POLICY),

@@ -9,13 +9,14 @@ error (remove the entry) as soon as the catalogue gets it right.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
 from lab import mutation
-from lab.checklist import CHECKLIST
+from lab.checklist import BY_ID, CHECKLIST
 from lab.runner import Record, RunOptions, run_catalogue
 from lab.scenario import load_catalogue
 from lab.senders import load_all
@@ -101,13 +102,22 @@ def test_compliant_variant_passes_every_must(spec: ProfileSpec,
 
 @pytest.mark.integration
 @pytest.mark.parametrize("spec", _params(MUTANTS))
-def test_mutant_is_killed_by_a_must_level_scenario(spec: ProfileSpec) -> None:
+def test_mutant_is_killed_by_a_scenario_at_its_rules_level(spec: ProfileSpec) -> None:
     scenarios = mutation.covering(spec, list(CATALOGUE))
     assert scenarios, f"no scenario covers {spec.rule}"
+    level = BY_ID[spec.rule].level
     records = _run(list(scenarios), [mutation.sender_name(spec)])
-    assert any(mutation.kills(r) for r in records), (
-        f"{spec.name} survives every must-level phase of: "
+    assert any(mutation.kills(r, level) for r in records), (
+        f"{spec.name} survives every {level}-level phase of: "
         + ", ".join(sorted({r.scenario for r in records})))
+
+
+def test_a_should_level_kill_is_an_advisory_miss_and_never_a_must_pass() -> None:
+    base = Record("s", "p", "reference:x", "loopback", ["not-delivered"], "delivered-plaintext",
+                  "fail", "should", True, 0.1, "r", [], advisory=True)
+    assert mutation.kills(base, "should") and not mutation.kills(base, "must")
+    passed = dataclasses.replace(base, verdict="pass", advisory=False)
+    assert not mutation.kills(passed, "should")
 
 
 def test_list_senders_shows_every_profile(capsys: pytest.CaptureFixture[str]) -> None:

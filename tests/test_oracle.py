@@ -293,3 +293,55 @@ def test_every_attack_of_the_catalogue_has_its_gate() -> None:
     assert seen["policy-redirect"] == {Gate.FETCH}
     assert seen["strip-starttls"] == {Gate.STARTTLS}
     assert seen["swap-certificate"] == {Gate.TLS}
+
+
+SMART = """
+summary: s
+refs: [r]
+teach: t
+world:
+  policy: {mode: enforce}
+  smart_host: relay.test
+  other_domains: [{domain: relay.test, policy: {mode: enforce}}]
+phases:
+  - attacks: [strip-starttls]
+    expect: {outcome: not-delivered, status: deferred}
+"""
+
+
+def test_a_smart_host_phase_whose_sender_went_elsewhere_is_inconclusive() -> None:
+    phase = _phase(SMART)
+    relayed = dataclasses.replace(obs("not-delivered"), events=[
+        _ev(PROXY, "connect", 1.0, mx="mx1.relay.test")])
+    assert decide(phase, relayed, known_failure=None, baseline_ok=True).verdict == PASS
+    direct = dataclasses.replace(obs("not-delivered"), events=[
+        _ev(PROXY, "connect", 1.0, mx="mx1.victim.test")])
+    verdict = decide(phase, direct, known_failure=None, baseline_ok=True)
+    assert verdict.verdict == INCONCLUSIVE and "did not relay" in verdict.why
+
+
+REFRESH = """
+summary: s
+refs: [r]
+teach: t
+world: {policy: {mode: enforce, max_age: 4}}
+phases:
+  - name: learn
+    expect: {outcome: delivered-tls}
+  - name: later
+    wait_s: 4.5
+    attacks: [strip-starttls]
+    expect: {outcome: not-delivered, level: should, refreshed: true}
+"""
+
+
+def test_a_refresh_is_a_fetch_while_no_mail_was_sent() -> None:
+    phase = _phase(REFRESH)
+    fetch = _ev(POLICY, "fetch", 1.0, domain="victim.test", host="mta-sts.victim.test",
+                status=200)
+    quiet = dataclasses.replace(obs("not-delivered"), quiet=[fetch])
+    verdict = decide(phase, quiet, known_failure=None, baseline_ok=True)
+    assert verdict.verdict == PASS and any("refreshed" in n for n in verdict.notes)
+    inside = dataclasses.replace(obs("not-delivered"), events=[fetch])
+    verdict = decide(phase, inside, known_failure=None, baseline_ok=True)
+    assert verdict.verdict == FAIL and verdict.advisory and "not refreshed" in verdict.why

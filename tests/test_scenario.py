@@ -65,6 +65,10 @@ def test_catalogue_ids_are_paths_without_suffix() -> None:
      "must, should, may"),
     ("known_failures: {opportunistic: ''}", "known_failures.opportunistic", "reason"),
     ("timeout: 0", "timeout", "between"),
+    ("world: {smart_host: relay.test}", "world.smart_host", "one of other_domains"),
+    ("world: {smart_host: relay.example}", "world.smart_host", ".test"),
+    ("phases: [{expect: {outcome: delivered-tls, refreshed: true}}]",
+     "phases[0].expect.refreshed", "wait_s"),
 ])
 def test_errors_name_the_file_and_the_field(change: str, field: str, words: str) -> None:
     data = yaml.safe_load(GOOD)
@@ -133,3 +137,14 @@ def test_any_text_gives_a_scenario_or_a_scenario_error(text: str) -> None:
         load_text(text, "t.yaml", "t")
     except ScenarioError as exc:
         assert str(exc).startswith("t.yaml: ")
+
+
+def test_a_smart_host_is_the_policy_domain() -> None:
+    data = yaml.safe_load(GOOD)
+    data["world"] = {"policy": {"mode": "enforce"}, "smart_host": "relay.test",
+                     "other_domains": [{"domain": "relay.test", "policy": {"mode": "testing"}}]}
+    world = parse(data, "t.yaml", "t").world
+    assert world.smart_host == "relay.test"
+    assert world.policy_domain.name == "relay.test" and world.domain.name == "victim.test"
+    data["world"].pop("smart_host")
+    assert parse(data, "t.yaml", "t").world.policy_domain.name == "victim.test"

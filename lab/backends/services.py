@@ -23,6 +23,7 @@ from lab.policy_host.server import PolicyHost
 from lab.proxy.server import SmtpProxy
 from lab.proxy.streams import ConnectUpstream, Streams
 from lab.sink.server import Sink
+from lab.tlsrpt.collector import CollectorSetup
 from lab.world_setup import MxSetup, idle_name, slot_setup
 
 __all__ = ["ConnectUpstream", "Emitter", "LabServices", "MxSetup", "ServiceSockets",
@@ -37,6 +38,9 @@ class Services(Protocol):
 
     def set_policies(self, responses: Mapping[str, PolicyResponse]) -> None:
         """The policy host's answer per policy domain."""
+
+    def set_collector(self, setup: CollectorSetup) -> None:
+        """The TLS-RPT collector on the policy host's address (``lab.tlsrpt.collector``)."""
 
     def set_mx(self, slots: Sequence[MxSetup], accept_domains: Sequence[str]) -> None:
         """Name each MX slot and arm its proxy; slots past ``slots`` become idle."""
@@ -138,6 +142,10 @@ class LabServices:
         if self.policy is not None:
             self.policy.configure(responses)
 
+    def set_collector(self, setup: CollectorSetup) -> None:
+        if self.policy is not None:
+            self.policy.configure_collector(setup)
+
     def set_mx(self, slots: Sequence[MxSetup], accept_domains: Sequence[str]) -> None:
         """Name each MX slot, arm its proxy with the SMTP attacks; unused slots get no name."""
         for i, sink in self.sink_by_slot.items():
@@ -150,6 +158,7 @@ class LabServices:
         """Back to an idle world: empty zone, no policies, unnamed MX slots."""
         self.set_zone(Zone())
         self.set_policies({})
+        self.set_collector(CollectorSetup())
         self.set_mx([], [])
 
     async def close(self) -> None:

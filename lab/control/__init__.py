@@ -12,9 +12,10 @@ the shared run directory (default ``<state>/<role><slot>.sock``):
 ``GET /health``
     ``{role, slot, ca, next}``: ``ca`` is the SHA-256 of the lab CA the service uses.
 ``POST /world``
-    ``{zone: text, policies: {domain: response}, mx: {slots: [{name, attacks}],
-    accept_domains}}``; each role applies its part and ignores the rest (attacks are
-    ``{name, options}``, options as in the scenario YAML).
+    ``{zone: text, policies: {domain: response}, collector: {enabled, fail_times},
+    mx: {slots: [{name, attacks}], accept_domains}}``; each role applies its part and
+    ignores the rest (attacks are ``{name, options}``, options as in the scenario YAML; the
+    TLS-RPT collector runs in the policy role).
 ``POST /reset``
     back to an idle world (empty zone, no policies, unnamed MX slots).
 ``POST /pki``
@@ -43,6 +44,8 @@ from lab.control.transport import ControlClient, ControlError, ControlSocket, Re
 from lab.control.wire import (
     attack_from_json,
     attack_to_json,
+    collector_from_json,
+    collector_to_json,
     dumps,
     idle_name,
     mx_from_json,
@@ -65,6 +68,8 @@ __all__ = [
     "attack_from_json",
     "attack_to_json",
     "ca_fingerprint",
+    "collector_from_json",
+    "collector_to_json",
     "dumps",
     "ensure_pki",
     "idle_name",

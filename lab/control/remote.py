@@ -10,8 +10,9 @@ from typing import Any
 
 from fake_dns.zone import Zone
 from lab.control.transport import ControlClient
-from lab.control.wire import mx_to_json, policy_to_json
+from lab.control.wire import collector_to_json, mx_to_json, policy_to_json
 from lab.policy_host.response import PolicyResponse
+from lab.tlsrpt.collector import CollectorSetup
 from lab.world_setup import MxSetup
 
 READY_TIMEOUT_S = 130.0
@@ -63,6 +64,9 @@ class RemoteServices:
     def set_policies(self, responses: Mapping[str, PolicyResponse]) -> None:
         self._post(["policy"], {"policies": {d: policy_to_json(r)
                                              for d, r in responses.items()}})
+
+    def set_collector(self, setup: CollectorSetup) -> None:
+        self._post(["policy"], {"collector": collector_to_json(setup)})
 
     def set_mx(self, slots: Sequence[MxSetup], accept_domains: Sequence[str]) -> None:
         body = {"mx": mx_to_json(slots, accept_domains)}

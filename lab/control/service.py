@@ -21,7 +21,7 @@ from lab.backends.services import LabServices
 from lab.backends.sockets import bound_socket
 from lab.control.pki_setup import ca_fingerprint
 from lab.control.transport import ControlSocket, Request
-from lab.control.wire import mx_from_json, policy_from_json
+from lab.control.wire import collector_from_json, mx_from_json, policy_from_json
 from lab.events import Event
 from lab.pki import LabPKI
 from lab.policy_host.mitm import available as mitm_available
@@ -141,6 +141,9 @@ class ControlServer:
             services.set_policies({str(d): policy_from_json(r)
                                    for d, r in dict(world["policies"]).items()})
             applied.append("policies")
+        if services.policy is not None and "collector" in world:
+            services.set_collector(collector_from_json(dict(world["collector"])))
+            applied.append("collector")
         if (services.proxy_by_slot or services.sink_by_slot) and "mx" in world:
             slots, accept = mx_from_json(world["mx"])
             # this container's slot is ``self.slot``: the services know it by that number

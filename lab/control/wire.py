@@ -18,11 +18,14 @@ from lab import attacks as attack_plugins
 from lab.attacks.base import Attack, SmtpAttack
 from lab.pki import CertKind
 from lab.policy_host.response import Interception, PolicyResponse
+from lab.tlsrpt.collector import CollectorSetup
 from lab.world_setup import MxSetup, idle_name
 
 __all__ = [
     "attack_from_json",
     "attack_to_json",
+    "collector_from_json",
+    "collector_to_json",
     "dumps",
     "idle_name",
     "mx_from_json",
@@ -96,6 +99,15 @@ def _intercept_from_json(data: Mapping[str, Any] | None) -> Interception | None:
     text = data.get("policy_text")
     return Interception(attack=str(data["attack"]),
                         policy_text=None if text is None else base64.b64decode(text))
+
+
+def collector_to_json(setup: CollectorSetup) -> dict[str, Any]:
+    return {"enabled": setup.enabled, "fail_times": setup.fail_times}
+
+
+def collector_from_json(data: Mapping[str, Any]) -> CollectorSetup:
+    return CollectorSetup(enabled=bool(data.get("enabled", False)),
+                          fail_times=int(data.get("fail_times", 0)))
 
 
 def mx_to_json(slots: Sequence[MxSetup], accept_domains: Sequence[str]) -> dict[str, Any]:

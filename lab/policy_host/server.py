@@ -63,6 +63,7 @@ from lab.policy_host.http import MAX_HEAD, HttpError, Request, parse_request_hea
 from lab.policy_host.mitm import MitmPolicyProxy
 from lab.policy_host.response import Interception, PolicyResponse
 from lab.policy_host.streams import pipe, read_head, reset
+from lab.tlsrpt.collector import Collector, CollectorSetup
 
 __all__ = ["FALLBACK_HOST", "POLICY_PATH", "PolicyHost", "read_head", "trickle_chunks",
            "trickle_plan"]
@@ -89,6 +90,12 @@ class PolicyHost:
         """The internal listener the attacker's mitmproxy reaches the genuine host on."""
         self._mitm: MitmPolicyProxy | None = None
         self._mitm_start: asyncio.Future[tuple[str, int]] | None = None
+        self.collector = Collector(pki, emit)
+        """The TLS-RPT collector, served for its own SNI (``lab.tlsrpt.collector``)."""
+
+    def configure_collector(self, setup: CollectorSetup) -> None:
+        """Serve the TLS-RPT collector (or not); resets its count of on-purpose failures."""
+        self.collector.configure(setup)
 
     def configure(self, responses: Mapping[str, PolicyResponse]) -> None:
         """Answers keyed by policy domain (``victim.test`` serves ``mta-sts.victim.test``)."""
@@ -175,7 +182,8 @@ class PolicyHost:
             return
         self.emit(POLICY, "connect", {"peer": conn.peer, **({"via": "attacker"} if genuine
                                                             else {})})
-        context = self._connection_context(sites, conn, writer.transport)
+        collector: list[bool] = []
+        context = self._connection_context(sites, conn, writer.transport, collector)
         try:
             await writer.start_tls(context, ssl_handshake_timeout=self.handshake_timeout)
         except (OSError, TimeoutError, ssl.SSLError) as exc:
@@ -189,12 +197,17 @@ class PolicyHost:
                                                  "cert": conn.cert, "peer": conn.peer,
                                                  "applied": list(conn.applied)})
             return
+        if collector:
+            await self.collector.serve(reader, writer, conn.peer)
+            return
         answer, request = await self._answer(reader, sites, conn)
         await self._send(writer, answer, request, conn)
 
     def _connection_context(self, sites: Mapping[str, Site], conn: Conn,
-                            raw: asyncio.BaseTransport) -> ssl.SSLContext:
-        """A context for one connection: fallback certificate, switched by SNI."""
+                            raw: asyncio.BaseTransport,
+                            collector: list[bool]) -> ssl.SSLContext:
+        """A context for one connection: fallback certificate, switched by SNI (the TLS-RPT
+        collector's name appends to ``collector``)."""
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(*self._fallback)
 
@@ -202,6 +215,10 @@ class PolicyHost:
                             _ctx: ssl.SSLContext) -> int | None:
             try:
                 conn.sni = server_name
+                if self.collector.serves(server_name):
+                    ssl_obj.context = self.collector.context()
+                    collector.append(True)
+                    return None
                 domain = domain_of_host(norm(server_name)) if server_name else None
                 site = sites.get(domain) if domain else None
                 if site is None:

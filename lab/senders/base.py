@@ -28,12 +28,16 @@ class OutgoingMessage:
     mail_from: str
     rcpt_to: str
     subject: str = "mtasts-lab probe"
+    smart_host: str | None = None
+    """Relay through this smart host domain (its MX hosts) instead of the recipient's MX:
+    the smart host's domain is then the policy domain (RFC 8461 3.4)."""
 
     @classmethod
-    def probe(cls, rcpt_to: str, scenario: str = "", phase: str = "") -> OutgoingMessage:
+    def probe(cls, rcpt_to: str, scenario: str = "", phase: str = "",
+              smart_host: str | None = None) -> OutgoingMessage:
         token = uuid.uuid4().hex
         return cls(f"<{token}@sender.test>", "probe@sender.test", rcpt_to,
-                   f"mtasts-lab probe {scenario} {phase}".strip())
+                   f"mtasts-lab probe {scenario} {phase}".strip(), smart_host)
 
     def as_bytes(self) -> bytes:
         msg = EmailMessage()
@@ -77,6 +81,9 @@ class Sender(Registered):
     backends: ClassVar[tuple[str, ...]] = ("loopback",)
     control: ClassVar[str] = ""
     """``positive`` (must pass everything), ``negative`` (must fail enforce attacks), or ''."""
+    smart_host: ClassVar[str] = ""
+    """How the adapter relays a message through a smart host (``OutgoingMessage.smart_host``),
+    in a few words; '' when it cannot: such phases are skipped with the reason."""
 
     @classmethod
     def check(cls) -> list[str]:
@@ -87,6 +94,10 @@ class Sender(Registered):
     def version(cls) -> str:
         """The program's version as installed here ('' where it has none of its own)."""
         return ""
+
+    def relays(self) -> str:
+        """How this sender, as started, relays through a smart host ('' when it cannot)."""
+        return type(self).smart_host
 
     async def start(self, env: SenderEnv) -> None:
         raise NotImplementedError

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from lab.senders.base import DEFERRED, SENT, OutgoingMessage
 from lab.senders.dnsclient import LookupFailure, mail_hosts
-from lab.senders.own import OwnSender, enhanced, recipient_domain
+from lab.senders.own import OwnSender, enhanced, next_hop
 from lab.senders.smtp_client import DeliveryResult, SmtpError, TlsRequirement
 
 
@@ -19,8 +19,9 @@ class OpportunisticSender(OwnSender):
     control = "negative"
 
     async def deliver_message(self, message: OutgoingMessage) -> tuple[str, str, str | None]:
-        domain = recipient_domain(message.rcpt_to)
-        self.log(f"{message.message_id}: to {message.rcpt_to}")
+        domain = next_hop(message)
+        self.log(f"{message.message_id}: to {message.rcpt_to}"
+                 + (f" through the smart host {domain}" if message.smart_host else ""))
         self.emit("policy", domain=domain, source="none", id=None, mode=None,
                   error="this sender does not implement MTA-STS")
         try:

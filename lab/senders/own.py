@@ -23,6 +23,7 @@ class OwnSender(Sender):
     """What the lab's two own senders share: the environment, tasks and events."""
 
     own_status = True
+    smart_host = "the message goes to the smart host domain's MX hosts"
     smtp_timeout: float = 30.0
     dns_timeout: float = 2.0
 
@@ -103,6 +104,14 @@ def tls_words(result: DeliveryResult) -> str:
 
 def recipient_domain(rcpt_to: str) -> str:
     return rcpt_to.rpartition("@")[2].lower().rstrip(".")
+
+
+def next_hop(message: OutgoingMessage) -> str:
+    """The domain whose MX hosts receive the message: the smart host's, else the
+    recipient's."""
+    if message.smart_host:
+        return message.smart_host.lower().rstrip(".")
+    return recipient_domain(message.rcpt_to)
 
 
 def enhanced(exc: SmtpError) -> str:

@@ -28,8 +28,8 @@ from typing import Protocol, TextIO, runtime_checkable
 LineSink = Callable[[str, str], None]
 """``on_line(tag, line)``: one log line of the daemon (or log) named ``tag``."""
 
-START_TIMEOUT_S = 20.0
-CMD_TIMEOUT_S = 20.0
+START_TIMEOUT_S = 60.0  # deadlines, generous for a loaded host
+CMD_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 5.0
 
 

@@ -142,6 +142,8 @@ class PostfixSender(MtaSender):
     name = "postfix"
     summary = ("Postfix (Debian) with postfix-mta-sts-resolver (Debian package), "
                "a private instance where the backend runs the sender")
+    smart_host = ("relayhost = <the smart host domain> (a domain: Postfix looks up its MX); "
+                  "the instance restarts when the setting changes")
 
     def __init__(self, cache: str | None = None, keep_deferred: bool | None = None,
                  dane: str | None = None) -> None:
@@ -155,6 +157,7 @@ class PostfixSender(MtaSender):
             keep_deferred = os.environ.get("MTASTS_LAB_POSTFIX_KEEP_DEFERRED", "") == "1"
         self.keep_deferred = keep_deferred
         self.log = PostfixLog()
+        self._relayhost = ""
 
     @property
     def inst(self) -> Path | None:
@@ -279,11 +282,30 @@ class PostfixSender(MtaSender):
         self.log.forget()
         self._time("reset", started)
 
+    def relays(self) -> str:
+        # a compose container starts a fresh instance on restart: the setting would not last
+        if self.place is not None and not getattr(self.place, "local", True):
+            return ""
+        return self.smart_host
+
+    async def _relay_through(self, relayhost: str) -> None:
+        """Set ``relayhost`` (RFC 8461 3.4: the smart host's domain is the policy domain;
+        Postfix asks the TLS policy map for the next hop, here that domain). The master is
+        restarted around ``postconf -e`` so that no process of the old configuration
+        routes the next message (a reload lets old processes finish at their leisure)."""
+        assert self.root is not None and self.place is not None
+        if relayhost == self._relayhost:
+            return
+        await self.place.restart("postfix", between=(
+            "postconf", "-c", str(self.root / "etc"), "-e", f"relayhost = {relayhost}"))
+        self._relayhost = relayhost
+
     async def inject(self, message: OutgoingMessage) -> None:
         assert self.root is not None
-        self.log.expect(message.message_id, message.rcpt_to)
+        self.log.expect(message.message_id, message.rcpt_to, message.smart_host)
         self.injected(message.message_id)
         started = time.monotonic()
+        await self._relay_through(message.smart_host or "")
         await self.run("/usr/sbin/sendmail", "-C", str(self.root / "etc"),
                        "-f", message.mail_from, "-i", "--", message.rcpt_to,
                        stdin=message.as_bytes())

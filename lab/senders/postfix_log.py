@@ -61,13 +61,14 @@ class PostfixLog:
     """Feed lines; get statuses and evidence for the Message-IDs that were ``expect``ed."""
 
     expected: dict[str, str] = field(default_factory=dict)
-    """Message-ID -> recipient domain (for matching resolver lines)."""
+    """Message-ID -> policy domain: the recipient's, or the smart host's (for matching
+    resolver lines)."""
     qid_to_mid: dict[str, str] = field(default_factory=dict)
     decided: set[str] = field(default_factory=set)
     _held: dict[str, list[str]] = field(default_factory=dict)
 
-    def expect(self, message_id: str, rcpt: str) -> None:
-        self.expected[message_id] = rcpt.rpartition("@")[2].lower()
+    def expect(self, message_id: str, rcpt: str, smart_host: str | None = None) -> None:
+        self.expected[message_id] = (smart_host or rcpt.rpartition("@")[2]).lower()
 
     def forget(self) -> None:
         self.expected.clear()

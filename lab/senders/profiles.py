@@ -3,7 +3,8 @@
 A ``Profile`` is a set of switches, all off for the reference sender itself. Each switch is
 read at the one place its rule is enforced (discovery, the policy parser, the fetch, the
 cache, MX matching, the SMTP/TLS client, DANE). A *variant* turns on one choice the RFC
-allows; a *mutant* turns on one violation of a MUST. ``--sender reference:<profile>``
+allows; a *mutant* turns on one violation of a MUST (or, for a SHOULD rule such as C4, one
+miss of that SHOULD). ``--sender reference:<profile>``
 selects one (see ``lab.registry``). docs/VARIANTS.md is generated from ``PROFILES``.
 """
 
@@ -49,6 +50,7 @@ class Profile:
     failed_fetch_wipes: bool = False
     cache_never_expires: bool = False
     parent_fallback: bool = False
+    recipient_policy_via_smart_host: bool = False
     wildcard_any_depth: bool = False
     skip_mx_match: bool = False
     cert_against_patterns: bool = False
@@ -61,6 +63,8 @@ class Profile:
     read_injected: bool = False
     sts_overrides_dane: bool = False
     dane_without_ad: bool = False
+    # --- misses of a SHOULD ---
+    no_proactive_refresh: bool = False
 
 
 COMPLIANT = Profile()
@@ -141,6 +145,10 @@ PROFILES: tuple[ProfileSpec, ...] = (
        "a cached policy lives max_age seconds, then it is gone"),
     _m("parent-domain-fallback", "parent_fallback", "S1", "RFC 8461 3.4",
        "the policy domain is the recipient domain; a parent's policy never applies"),
+    _m("recipient-policy-via-smart-host", "recipient_policy_via_smart_host", "S1",
+       "RFC 8461 3.4",
+       "relaying through a smart host, the smart host's domain is the policy domain, not the "
+       "recipient's"),
     _m("two-label-wildcard", "wildcard_any_depth", "M1", "RFC 8461 4.1",
        "'*.' matches exactly one left-most label"),
     _m("skips-mx-match", "skip_mx_match", "M1", "RFC 8461 4.1",
@@ -166,6 +174,9 @@ PROFILES: tuple[ProfileSpec, ...] = (
        "MTA-STS MUST NOT override a failing DANE check"),
     _m("dane-without-ad", "dane_without_ad", "X1", "RFC 7672 2.2",
        "TLSA records count only when DNSSEC-validated (AD bit); unsigned ones are ignored"),
+    _m("never-refreshes", "no_proactive_refresh", "C4", "RFC 8461 3.3, 10.2",
+       "a SHOULD: refresh a cached policy before it expires, so that an attacker who blocks "
+       "the fetch when it expires does not end the protection"),
 )
 
 BY_NAME: dict[str, ProfileSpec] = {p.name: p for p in PROFILES}

@@ -18,7 +18,7 @@ from lab.senders.base import BOUNCED, DEFERRED, SENT, OutgoingMessage
 from lab.senders.dane import Tlsa
 from lab.senders.dnsclient import DnsError, LookupFailure, NXDomain, mail_hosts
 from lab.senders.mtasts import PolicyCache, PolicyError, StsPolicy, discover, parse_policy
-from lab.senders.own import OwnSender, enhanced, recipient_domain, tls_words
+from lab.senders.own import OwnSender, enhanced, next_hop, recipient_domain, tls_words
 from lab.senders.policy_fetch import HttpCache, PolicyFetchError, fetch_policy
 from lab.senders.profiles import BY_NAME, COMPLIANT, Profile, profile_names
 from lab.senders.smtp_client import (
@@ -57,12 +57,16 @@ class ReferenceSender(OwnSender):
     minutes; a fetch on the lab's own networks takes milliseconds."""
     max_policy_bytes: int = 65536
     """The bound on the policy body (the RFC's suggested 64 KiB)."""
+    refresh_every: float = 86400.0
+    """Proactive refresh (RFC 8461 3.3 SHOULD, 10.2): a cached policy is fetched again at
+    half its max_age, and at least once a day (the RFC's suggested frequency)."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
         self.cache = PolicyCache(clock, self.profile)
         self.http_cache: HttpCache | None = {} if self.profile.http_caching else None
         self._background: dict[str, asyncio.Task[Any]] = {}
+        self._refresh: dict[str, asyncio.Task[None]] = {}
 
     @classmethod
     def profiles(cls) -> list[str]:
@@ -82,10 +86,12 @@ class ReferenceSender(OwnSender):
         return made
 
     async def reset(self) -> None:
-        for task in self._background.values():
+        tasks = [*self._background.values(), *self._refresh.values()]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._background.values(), return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._background.clear()
+        self._refresh.clear()
         self.cache.clear()
         if self.http_cache is not None:
             self.http_cache.clear()
@@ -153,7 +159,53 @@ class ReferenceSender(OwnSender):
         except PolicyError as exc:
             return None, f"sts-policy-invalid: {exc}"
         self.cache.put(domain, policy, record_id)
+        self._schedule_refresh(domain, policy.max_age)
         return policy, None
+
+    def _schedule_refresh(self, domain: str, max_age: int) -> None:
+        """Refresh the cached policy of ``domain`` before it expires (RFC 8461 3.3 SHOULD):
+        an attacker must then block every fetch over the policy's lifetime, not only the
+        one at expiry (10.2)."""
+        if self.profile.no_proactive_refresh or max_age <= 0:
+            return
+        old = self._refresh.pop(domain, None)
+        if old is not None and old is not asyncio.current_task():
+            old.cancel()
+        delay = min(max_age / 2, self.refresh_every)
+        task = asyncio.create_task(self._refresh_later(domain, delay),
+                                   name=f"{self.name} refresh {domain}")
+        self._refresh[domain] = task
+        task.add_done_callback(lambda t: self._refresh.pop(domain, None)
+                               if self._refresh.get(domain) is t else None)
+
+    async def _refresh_later(self, domain: str, delay: float) -> None:
+        """Wait, then look for the record and fetch the policy again, whatever its id (10.2:
+        a background refresh regardless of the id). A failure keeps the cached policy and
+        is logged (3.3: alert the administrator); the next try follows ``delay`` later while
+        the cached policy lives."""
+        while True:
+            await asyncio.sleep(delay)
+            cached = self.cache.get(domain)
+            if cached is None:
+                return
+            p = self.profile
+            try:
+                records = await self.resolver.txt(f"_mta-sts.{domain}",
+                                                  follow_cname=not p.ignore_cname,
+                                                  joiner=b" " if p.txt_join_spaces else b"")
+                record_id = discover(records, p)
+                error = None if record_id else f"no valid STS record at _mta-sts.{domain}"
+            except LookupFailure as exc:
+                record_id, error = None, f"TXT lookup failed: {exc}"
+            if record_id is not None:
+                policy, error = await self._fetch(domain, record_id)
+                if policy is not None:
+                    self.log(f"refreshed the MTA-STS policy of {domain} before it expired "
+                             f"(id {record_id}, max_age {policy.max_age})")
+                    return  # _fetch scheduled the next refresh
+            if cached.policy.mode != "none":
+                self.log(f"proactive refresh of the {domain} policy failed ({error}); the "
+                         "cached policy stays until it expires")
 
     async def tlsa_for(self, mx: str) -> tuple[Tlsa, ...]:
         """Usable TLSA records for ``mx``, counted only from a DNSSEC-validated answer."""
@@ -172,8 +224,9 @@ class ReferenceSender(OwnSender):
         return usable
 
     async def deliver_message(self, message: OutgoingMessage) -> tuple[str, str, str | None]:
-        domain = recipient_domain(message.rcpt_to)
-        self.log(f"{message.message_id}: to {message.rcpt_to}")
+        domain = next_hop(message)  # the smart host's domain when relaying (RFC 8461 3.4)
+        self.log(f"{message.message_id}: to {message.rcpt_to}"
+                 + (f" through the smart host {domain}" if message.smart_host else ""))
         try:
             hosts = await mail_hosts(self.resolver, domain)
         except NXDomain:
@@ -184,7 +237,11 @@ class ReferenceSender(OwnSender):
             return BOUNCED, f"5.1.10 {domain} accepts no mail (null MX)", None
         self.log(f"MX for {domain}: {', '.join(f'{p} {h}' for p, h in hosts)}")
 
-        decision = await self.policy_for(domain)
+        policy_domain = domain
+        if message.smart_host and self.profile.recipient_policy_via_smart_host:
+            policy_domain = recipient_domain(message.rcpt_to)
+        decision = await self.policy_for(policy_domain)
+        domain = policy_domain
         if decision.source == "unknown":  # defer-on-servfail
             return DEFERRED, f"4.4.3 MTA-STS policy of {domain} unknown: {decision.error}", None
         policy = decision.policy

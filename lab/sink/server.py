@@ -2,7 +2,10 @@
 
 It offers STARTTLS with a lab certificate chosen by SNI among its MX names, accepts mail
 only for its own domains, and records every message with how it arrived (TLS or not,
-version, cipher, SNI). Runs in the caller's event loop on a socket the backend provides.
+version, cipher, SNI). It is the TLS-RPT report mailbox too: a message to the report domain
+(``lab.tlsrpt.names``) or of type ``multipart/report; report-type=tlsrpt`` is also examined
+as a report (``lab.tlsrpt.examine``) and recorded as a ``("collector", "tlsrpt-report")``
+event. Runs in the caller's event loop on a socket the backend provides.
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session, TLSSetupException
 
-from lab.events import SINK, Emit
+from lab.events import COLLECTOR, SINK, Emit
 from lab.pki import LabPKI
+from lab.tlsrpt import REPORT_DOMAIN, examine
 
 IDENT = "mtasts-lab sink"
 TIMEOUT_S = 60.0
@@ -54,6 +58,19 @@ def _domain_of(address: str) -> str:
 def _message_id(content: bytes) -> str | None:
     value = BytesHeaderParser().parsebytes(content).get("Message-ID")
     return str(value).strip() if value is not None else None
+
+
+def is_report(content: bytes, rcpt_tos: Sequence[str]) -> bool:
+    """A TLS report: addressed to the report domain, or ``multipart/report;
+    report-type=tlsrpt`` wherever it went (RFC 8460 5.3.1)."""
+    if any(_domain_of(r) == REPORT_DOMAIN for r in rcpt_tos):
+        return True
+    try:
+        head = BytesHeaderParser().parsebytes(content)
+        return head.get_content_type() == "multipart/report" and str(
+            head.get_param("report-type") or "").lower() == "tlsrpt"
+    except Exception:  # a header the email package chokes on is not a report's
+        return False
 
 
 class _TlsChoice:
@@ -174,6 +191,11 @@ class _Handler:
         }
         self.sink.messages.append(record)
         self.sink.emit(SINK, "message", record)
+        if is_report(content, envelope.rcpt_tos):
+            report = examine("mailto", content).event()
+            report.update(mail_from=envelope.mail_from, rcpt_tos=list(envelope.rcpt_tos),
+                          message_id=record["message_id"], tls=tls["tls"], mx=record["mx"])
+            self.sink.emit(COLLECTOR, "tlsrpt-report", report)
         return "250 2.0.0 OK: queued by mtasts-lab sink"
 
     def handle_STARTTLS(self, server: SMTP, session: Session, envelope: Envelope) -> bool:
