@@ -25,8 +25,9 @@ class BackendUnavailable(Exception):
 class Backend(Registered):
     registry: ClassVar[Registry[Backend]] = Registry("backend")
     needs_root: ClassVar[bool] = False
-    unsupported_attacks: ClassVar[dict[str, str]] = {}
-    """Attacks this backend cannot run, with the reason: their phases are ``skipped``."""
+    unsupported_attacks: dict[str, str] = {}
+    """Attacks this backend cannot run, with the reason: their phases are ``skipped`` (an
+    instance may learn more in ``up``, e.g. from what its containers' images ship)."""
 
     topology: Topology
     services: Services

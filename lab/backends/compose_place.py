@@ -5,14 +5,18 @@ The container's agent (``lab.senders.agent``) runs the adapter's own ``prepare``
 starts the service with docker-compose when it is not running (or sends the agent SIGHUP:
 a new instance for this run's CA), waits for the agent's ready line with this run's CA (it
 names the instance root), follows the container's log (Docker SDK) and hands every line back
-as ``on_line(tag, line)``. Commands run with ``docker exec``; a command's input goes through
-a file in the shared run directory (``exec_run`` has no stdin).
+as ``on_line(tag, line)``. Commands go to the agent's command socket in the shared run
+directory (``lab.senders.agent.command_socket``: a few milliseconds each); an agent without
+one (an image built before it) gets ``docker exec``, a command's input then through a file
+in the shared run directory (``exec_run`` has no stdin).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import inspect
+import os
 import shlex
 import textwrap
 import time
@@ -22,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from lab.backends import compose_docker as cd
-from lab.senders.agent import READY_FILE, ca_digest, parse_ready, split_line
+from lab.control import ControlClient, ControlError
+from lab.senders.agent import READY_FILE, ca_digest, command_socket, parse_ready, split_line
 from lab.senders.place import CMD_TIMEOUT_S, LineSink, MtaSetup, PlaceError
 
 START_TIMEOUT_S = 120.0  # a deadline, not a wait: a loaded 2-core host needs it
@@ -42,6 +47,7 @@ class ComposePlace:
         self._root = ""
         self._stale = ""
         self._start = ""
+        self._agent: ControlClient | None = None
 
     def _line(self, line: str) -> None:
         ready = parse_ready(line)
@@ -56,18 +62,23 @@ class ComposePlace:
 
     async def start(self, mta: MtaSetup, ca_file: Path, on_line: LineSink) -> Path:
         service = mta.name
-        if service not in cd.SENDER_IMAGES:
-            raise PlaceError(f"{service}: no container image for it on the compose backend "
-                             f"(images: {', '.join(sorted(cd.SENDER_IMAGES))})")
         self._docker = await asyncio.to_thread(cd.client)
-        try:
-            await asyncio.to_thread(self._docker.images.get, cd.SENDER_IMAGES[service])
-        except Exception:
-            raise PlaceError(f"image {cd.SENDER_IMAGES[service]} missing "
-                             "(scripts/build-images)") from None
+        ctr = await asyncio.to_thread(cd.container, self._docker, service)
+        if service not in cd.SENDER_IMAGES and ctr is None:
+            # an MTA image of one's own: its service comes from an override file, brought up
+            # before the run (docs/COMPOSE.md)
+            raise PlaceError(f"{service}: no container image for it on the compose backend "
+                             f"(images: {', '.join(sorted(cd.SENDER_IMAGES))}) and no running "
+                             f"container of a compose service {service!r} in project "
+                             f"{cd.PROJECT} (bring your override file up first)")
+        if ctr is None:
+            try:
+                await asyncio.to_thread(self._docker.images.get, cd.SENDER_IMAGES[service])
+            except Exception:
+                raise PlaceError(f"image {cd.SENDER_IMAGES[service]} missing "
+                                 "(scripts/build-images)") from None
         self._on_line = on_line
         self._want = ca_digest(ca_file)
-        ctr = await asyncio.to_thread(cd.container, self._docker, service)
         since = time.time() - 1
         if ctr is None:
             profile = cd.SENDER_PROFILES.get(service)
@@ -78,7 +89,7 @@ class ComposePlace:
                 raise PlaceError(f"{service}: the container did not start")
             since = 0
         self._ctr = ctr
-        current = await self._current() if since != 0 else None
+        current = await self._current(service) if since != 0 else None
         if current is not None and current[0] == self._want:
             # the backend brought it up for this run's CA: no second start-over
             self._root, self._start = current[1], current[2]
@@ -91,10 +102,26 @@ class ComposePlace:
             if since != 0:
                 await asyncio.to_thread(ctr.kill, "SIGHUP")
             await self._wait_ready(service)
+        self._agent = await self._command_socket(service)
         return Path(self._root)
 
-    async def _current(self) -> tuple[str, str, str] | None:
+    async def _command_socket(self, service: str) -> ControlClient | None:
+        """The agent's command socket when it answers (None: use ``docker exec``, also when
+        ``MTASTS_LAB_COMPOSE_EXEC=docker`` asks for it, to compare the two)."""
+        if os.environ.get("MTASTS_LAB_COMPOSE_EXEC") == "docker":
+            return None
+        agent = ControlClient(command_socket(self.run_dir, service))
+        try:
+            health = await agent.health()
+        except ControlError:
+            return None
+        return agent if health.get("sender") == service else None
+
+    async def _current(self, service: str) -> tuple[str, str, str] | None:
         """The agent's ready state now (CA digest, root, start nonce); None while it starts."""
+        agent = await self._command_socket(service)
+        if agent is not None:
+            return parse_ready(str((await agent.health()).get("ready", "")))
         result = await cd.exec_in(self._ctr, ["cat", str(READY_FILE)])
         return parse_ready(result.output.strip()) if result.exit_code == 0 else None
 
@@ -110,6 +137,14 @@ class ComposePlace:
     async def run(self, argv: Sequence[str], stdin: bytes | None = None,
                   timeout: float = CMD_TIMEOUT_S) -> tuple[int, str]:
         assert self._ctr is not None, "start() first"
+        if self._agent is not None:
+            body = {"argv": list(argv), "timeout": timeout,
+                    "stdin": base64.b64encode(stdin).decode() if stdin is not None else None}
+            try:
+                answer = await self._agent.request("POST", "/run", body, timeout=timeout + 10)
+            except ControlError as exc:
+                raise PlaceError(f"{' '.join(argv)} in the container: {exc}") from None
+            return int(answer["rc"]), str(answer["output"])
         if stdin is None:
             result = await cd.exec_in(self._ctr, argv, timeout=timeout)
             return result.exit_code, result.output

@@ -24,6 +24,7 @@ from lab.control.transport import ControlSocket, Request
 from lab.control.wire import collector_from_json, mx_from_json, policy_from_json
 from lab.events import Event
 from lab.pki import LabPKI
+from lab.policy_host.mitm import available as mitm_available
 from lab.proxy.streams import Streams
 
 ROLES = ("dns", "policy", "mitm", "mx")
@@ -167,7 +168,7 @@ class ControlServer:
     def health(self) -> dict[str, Any]:
         return {"role": self.role, "slot": self.slot, "ca": ca_fingerprint(self.pki),
                 "next": self.events.next, "address": list(self.address or ()),
-                "pid": os.getpid()}
+                "pid": os.getpid(), "mitm": mitm_available()}
 
     # control socket ------------------------------------------------------------------------
 
@@ -185,6 +186,10 @@ class ControlServer:
             if not isinstance(req.body, dict):
                 return 400, {"error": "the body must be a JSON object"}
             return 200, {"ok": True, "applied": self.apply(req.body)}
+        if route == ("GET", "/ready"):
+            # the attacker's mitmproxy (policy role) listens before the sender gets a message
+            policy = self.services.policy
+            return 200, {"waited": await policy.ready() if policy is not None else False}
         if route == ("POST", "/reset"):
             self.reset()
             return 200, {"ok": True}

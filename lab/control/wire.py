@@ -17,7 +17,7 @@ from typing import Any
 from lab import attacks as attack_plugins
 from lab.attacks.base import Attack, SmtpAttack
 from lab.pki import CertKind
-from lab.policy_host.response import PolicyResponse
+from lab.policy_host.response import Interception, PolicyResponse
 from lab.tlsrpt.collector import CollectorSetup
 from lab.world_setup import MxSetup, idle_name
 
@@ -66,6 +66,13 @@ def policy_to_json(response: PolicyResponse) -> dict[str, Any]:
         "headers": [list(h) for h in response.headers], "cert": response.cert.value,
         "trickle_bytes_per_s": response.trickle_bytes_per_s,
         "reachable": response.reachable, "applied": list(response.applied),
+        "also_serves": [[path, base64.b64encode(body).decode()]
+                        for path, body in response.also_serves],
+        "not_modified": response.not_modified,
+        "intercept": None if response.intercept is None else {
+            "attack": response.intercept.attack,
+            "policy_text": None if response.intercept.policy_text is None
+            else base64.b64encode(response.intercept.policy_text).decode()},
     }
 
 
@@ -79,7 +86,19 @@ def policy_from_json(data: Mapping[str, Any]) -> PolicyResponse:
         trickle_bytes_per_s=data.get("trickle_bytes_per_s"),
         reachable=bool(data.get("reachable", True)),
         applied=tuple(str(a) for a in data.get("applied", [])),
+        also_serves=tuple((str(path), base64.b64decode(body))
+                          for path, body in data.get("also_serves", [])),
+        not_modified=bool(data.get("not_modified", False)),
+        intercept=_intercept_from_json(data.get("intercept")),
     )
+
+
+def _intercept_from_json(data: Mapping[str, Any] | None) -> Interception | None:
+    if data is None:
+        return None
+    text = data.get("policy_text")
+    return Interception(attack=str(data["attack"]),
+                        policy_text=None if text is None else base64.b64decode(text))
 
 
 def collector_to_json(setup: CollectorSetup) -> dict[str, Any]:

@@ -1,0 +1,88 @@
+"""scripts/build-images makes its build context (the wheels the images install) from a plain
+checkout: no ``.venv`` in it, no ``PYTHON``, no Docker, and a stale in-tree ``build/`` left by
+an interrupted earlier build is never read.
+
+Real pip against the package index the machine is configured with (marked ``integration``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "scripts" / "build-images"
+
+pytestmark = pytest.mark.integration
+
+
+def _checkout(to: Path) -> Path:
+    """The tracked files (and any new ones) of this tree, without .venv, .git or caches."""
+    listed = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-co", "--exclude-standard"],
+                            capture_output=True, text=True, check=False)
+    if listed.returncode != 0:
+        pytest.skip(f"not a git checkout: {listed.stderr.strip()}")
+    for name in listed.stdout.splitlines():
+        source = ROOT / name
+        if source.is_file():
+            (to / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, to / name)
+    return to
+
+
+def _stale_build(tree: Path) -> None:
+    """What an interrupted setuptools build leaves: build/lib with a file where setuptools
+    wants a directory (reading it fails with 'File exists' / 'Not a directory')."""
+    (tree / "build" / "lib").mkdir(parents=True)
+    (tree / "build" / "lib" / "lab").write_text("left by an interrupted build\n")
+    (tree / "build" / "bdist.linux-x86_64").write_text("left by an interrupted build\n")
+
+
+def test_the_context_is_made_without_a_venv_after_an_interrupted_build(tmp_path: Path) -> None:
+    python3 = shutil.which("python3", path="/usr/bin:/bin") or shutil.which("python3")
+    if python3 is None:
+        pytest.skip("no python3")
+    tree = _checkout(tmp_path / "checkout")
+    assert not (tree / ".venv").exists()
+    _stale_build(tree)
+    build = tmp_path / "build"
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTHON", "DOCKER_HOST", "VIRTUAL_ENV")}
+    # no venv of this checkout on PATH: the script must find an interpreter by itself
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep)
+                                  if ".venv" not in p)
+    env["MTASTS_LAB_BUILD_DIR"] = str(build)
+    done = subprocess.run([str(tree / "scripts" / "build-images"), "--context-only"],
+                          env=env, capture_output=True, text=True, timeout=1800, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    context = build / "context"
+    (wheel,) = (context / "wheel").glob("mtasts_lab-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "lab/senders/agent.py" in names and "fake_dns/server.py" in names
+    assert "lab/lab" not in names  # nothing from the stale build/ folder
+    for deps in ("deps", "deps-lab"):
+        assert (context / deps / "requirements.txt").is_file()
+        assert list((context / deps).glob("aiosmtpd-*.whl")), deps
+    # the lab image's set carries mitmproxy (the policy-mitm attack in the policy container);
+    # the senders' set does not
+    assert list((context / "deps-lab").glob("mitmproxy-*.whl"))
+    assert not list((context / "deps").glob("mitmproxy-*.whl"))
+    # every dependency is a wheel for the images' Python (no source archive to build there)
+    assert not [p.name for p in (context / "deps-lab").iterdir()
+                if p.name.endswith((".tar.gz", ".zip"))]
+    # the checkout is untouched by the build (its stale build/ is still what it was)
+    assert (tree / "build" / "lib" / "lab").read_text() == "left by an interrupted build\n"
+
+
+def test_a_wrong_option_is_refused_with_the_usage(tmp_path: Path) -> None:
+    done = subprocess.run([str(SCRIPT), "--no-such-option"], capture_output=True, text=True,
+                          env={**os.environ, "DOCKER_HOST": "unix:///nonexistent",
+                               "MTASTS_LAB_BUILD_DIR": str(tmp_path)},
+                          timeout=60, check=False)
+    assert done.returncode == 2
+    assert "usage:" in done.stderr and "--context-only" in done.stderr
