@@ -57,7 +57,6 @@ define(`confDOMAIN_NAME', `sender.test')dnl
 define(`QUEUE_DIR', `{root}/mqueue')dnl
 define(`STATUS_FILE', `{root}/sendmail.st')dnl
 define(`confPID_FILE', `{root}/sendmail.pid')dnl
-define(`confHOSTS_FILE', `{root}/hosts')dnl
 define(`confSERVICE_SWITCH_FILE', `{root}/service.switch')dnl
 define(`ALIAS_FILE', `')dnl
 define(`confCACERT', `{ca_file}')dnl
@@ -117,8 +116,8 @@ class SendmailSender(MtaSender):
         ca = root / "certs" / "lab-ca.pem"
         shutil.copyfile(ca_file, ca)
         ca.chmod(0o644)
-        (root / "hosts").write_text("127.0.0.1 localhost\n")
-        (root / "service.switch").write_text("hosts dns\naliases files\n")
+        # its own name from /etc/hosts (else it waits for DNS to know it); MXes from DNS
+        (root / "service.switch").write_text("hosts files dns\naliases files\n")
         mc = root / "sendmail.mc"
         mc.write_text(sendmail_mc(root, ca))
         with open(root / "sendmail.cf", "w") as out:
