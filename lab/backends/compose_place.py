@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
 import shlex
 import textwrap
 import time
@@ -25,7 +26,7 @@ from lab.backends import compose_docker as cd
 from lab.senders.agent import READY_FILE, ca_digest, parse_ready, split_line
 from lab.senders.place import CMD_TIMEOUT_S, LineSink, MtaSetup, PlaceError
 
-START_TIMEOUT_S = 30.0
+START_TIMEOUT_S = float(os.environ.get("MTASTS_LAB_COMPOSE_READY_S", "30"))
 
 
 class ComposePlace:

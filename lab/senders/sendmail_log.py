@@ -1,9 +1,10 @@
 """sendmail's log, read as it is written: a syslog socket of its own and a parser.
 
 sendmail logs only through syslog(3). A sender container has no syslog daemon, so the
-adapter runs ``python -m lab.senders.sendmail_log /dev/log``: it binds the datagram socket
-that the C library writes to and prints each message on stdout (the agent relays it to the
-container's log, where the adapter reads it back).
+adapter runs ``relay_syslog`` (``relay_command``: its own source under ``python3 -c``, no lab
+import, so it is up at once): it binds ``/dev/log``, the datagram socket the C library writes
+to, and prints each message on stdout (the agent relays it to the container's log, where
+the adapter reads it back). ``python -m lab.senders.sendmail_log SOCKET`` runs the same.
 
 ``SendmailLog`` ties a Message-ID to its queue id (the ``from=`` line names both) and turns
 the first ``to=... stat=`` line of that queue id into the sender's decision: ``dsn=2.*`` sent,
@@ -12,9 +13,7 @@ the first ``to=... stat=`` line of that queue id into the sender's decision: ``d
 
 from __future__ import annotations
 
-import os
 import re
-import socket
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -93,19 +92,35 @@ class SendmailLog:
         return mid_of, SendmailStatus(mid_of, qid, status, stat["stat"], dsn, mx, line)
 
 
-def serve(path: str) -> int:
-    """Bind the syslog socket ``path`` and print every message as one line."""
+def relay_syslog(path: str) -> None:
+    """Bind the syslog socket ``path`` and print every message as one line, its syslog
+    prefix removed. Self-contained (its imports inside, no lab import): the adapter runs its
+    source with ``python3 -c`` so it starts at once even on a loaded machine."""
+    import os
+    import re
+    import socket
+
+    prefix = re.compile(r"^<\d{1,3}>(?:[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d )?")
     if os.path.lexists(path):
         os.unlink(path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(path)
     os.chmod(path, 0o666)
-    print(READY, flush=True)
+    print("sendmail-log: listening", flush=True)
     while True:
         data = sock.recv(65536)
         for part in data.decode(errors="replace").splitlines():
             if part.strip():
-                print(strip_syslog(part), flush=True)
+                print(prefix.sub("", part.rstrip("\x00"), count=1), flush=True)
+
+
+def relay_command(path: str) -> tuple[str, ...]:
+    """``python3 -c <relay_syslog's source>`` for ``path``."""
+    import inspect
+    import textwrap
+
+    code = textwrap.dedent(inspect.getsource(relay_syslog)) + f"\nrelay_syslog({path!r})\n"
+    return ("python3", "-c", code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -113,7 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if len(args) != 1:
         print("usage: python -m lab.senders.sendmail_log SOCKET", file=sys.stderr)
         return 2
-    return serve(args[0])
+    relay_syslog(args[0])
+    return 0
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from lab.senders.base import BOUNCED, DEFERRED, SENT
 from lab.senders.sendmail import sendmail_mc
-from lab.senders.sendmail_log import READY, SendmailLog, strip_syslog
+from lab.senders.sendmail_log import READY, SendmailLog, relay_command, strip_syslog
 
 MID = "<4f1c0de2a9b84e0c9d1f@sender.test>"
 FROM = ("sendmail[41]: 5B23M1ab000041: from=<probe@sender.test>, size=532, class=0, "
@@ -83,8 +83,9 @@ def test_any_line_is_safe(line: str) -> None:
 
 def test_the_syslog_socket_prints_each_datagram(tmp_path: Path) -> None:
     path = tmp_path / "log"
-    with subprocess.Popen([sys.executable, "-m", "lab.senders.sendmail_log", str(path)],
-                          stdout=subprocess.PIPE, text=True) as proc:
+    argv = list(relay_command(str(path)))  # what the adapter runs: its source, no lab import
+    with subprocess.Popen([sys.executable, *argv[1:]], stdout=subprocess.PIPE,
+                          text=True) as proc:
         try:
             assert proc.stdout is not None
             assert proc.stdout.readline().strip() == READY
