@@ -8,7 +8,8 @@ the adapter reads it back). ``python -m lab.senders.sendmail_log SOCKET`` runs t
 
 ``SendmailLog`` ties a Message-ID to its queue id (the ``from=`` line names both) and turns
 the first ``to=... stat=`` line of that queue id into the sender's decision: ``dsn=2.*`` sent,
-``dsn=5.*`` bounced, anything else deferred.
+``dsn=5.*`` bounced, anything else deferred; a ``ruleset=... reject=...`` line about the queue
+id before it (FEATURE(sts)'s ``tls_rcpt`` refusing an MX) is added to the reason.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ _LINE = re.compile(r"^(?:\S+\[\d+\]: )?(?P<qid>[0-9A-Za-z]{14,20}): (?P<rest>.*)
 _MSGID = re.compile(r"\bmsgid=(?P<mid><[^>\s]*>)")
 _TO = re.compile(r"^to=<?(?P<rcpt>[^>,\s]*)>?,")
 _STAT = re.compile(r"\bstat=(?P<stat>.*)$")
+_REJECT = re.compile(r"^ruleset=(?P<ruleset>\w+), .*\breject=(?P<reject>.*)$")
 _DSN = re.compile(r"\bdsn=(?P<dsn>\d\.\d{1,3}\.\d{1,3})")
 _RELAY = re.compile(r"\brelay=(?P<host>[^\s,\[]*)\.?\s*(?:\[(?P<addr>[^\]]+)\])?")
 
@@ -55,6 +57,9 @@ class SendmailLog:
     expected: set[str] = field(default_factory=set)
     qid_to_mid: dict[str, str] = field(default_factory=dict)
     decided: set[str] = field(default_factory=set)
+    rejected: dict[str, str] = field(default_factory=dict)
+    """queue id -> the last ``ruleset=... reject=...`` line's ruleset and text (a bare
+    ``stat=Deferred`` after a ``tls_rcpt`` refusal says nothing more)."""
 
     def expect(self, message_id: str) -> None:
         self.expected.add(message_id)
@@ -63,6 +68,7 @@ class SendmailLog:
         self.expected.clear()
         self.qid_to_mid.clear()
         self.decided.clear()
+        self.rejected.clear()
 
     def queue_id(self, message_id: str) -> str:
         return next((q for q, m in self.qid_to_mid.items() if m == message_id), "")
@@ -79,9 +85,15 @@ class SendmailLog:
         mid_of = self.qid_to_mid.get(qid)
         if mid_of is None or mid_of in self.decided:
             return mid_of, None
+        reject = _REJECT.match(rest)
+        if reject is not None:
+            self.rejected[qid] = f"{reject['ruleset']}: {reject['reject'].strip()}"
         stat = _STAT.search(rest)
         if not _TO.match(rest) or stat is None:
             return mid_of, None
+        reason = stat["stat"].strip()
+        if qid in self.rejected and not reason.startswith("Sent"):
+            reason = f"{reason} ({self.rejected[qid]})"
         dsn_m = _DSN.search(rest)
         dsn = dsn_m["dsn"] if dsn_m else ""
         status = SENT if dsn.startswith("2") or stat["stat"].startswith("Sent") else (
@@ -89,7 +101,7 @@ class SendmailLog:
         relay = _RELAY.search(rest)
         mx = relay["host"].rstrip(".") if relay else ""
         self.decided.add(mid_of)
-        return mid_of, SendmailStatus(mid_of, qid, status, stat["stat"], dsn, mx, line)
+        return mid_of, SendmailStatus(mid_of, qid, status, reason, dsn, mx, line)
 
 
 def relay_syslog(path: str) -> None:

@@ -54,6 +54,20 @@ def test_deferred_and_bounced_keep_the_reason() -> None:
         assert status.reason in line and status.queue_id == "5B23M1ab000041"
 
 
+def test_a_ruleset_refusal_before_a_bare_deferral_is_the_reason() -> None:
+    log = _log()
+    log.feed(FROM)
+    refusal = ("sendmail[43]: 5B23M1ab000041: ruleset=tls_rcpt, arg1=user@victim.test, "
+               "relay=mx2.victim.test., reject=450 4.7.0 user@victim.test... mx2.victim.test "
+               "not found in mx1.victim.test")
+    assert log.feed(refusal) == (MID, None)
+    _, status = log.feed(DEFERRED_LINE.replace(
+        "dsn=4.7.0, stat=Deferred: 450 4.7.0 STS lookup temp fail", "dsn=4.2.0, stat=Deferred"))
+    assert status is not None and status.status == DEFERRED
+    assert status.reason == ("Deferred (tls_rcpt: 450 4.7.0 user@victim.test... "
+                             "mx2.victim.test not found in mx1.victim.test)")
+
+
 def test_other_messages_and_other_lines_are_ignored() -> None:
     log = _log()
     assert log.feed(FROM.replace(MID, "<other@sender.test>")) == (None, None)
