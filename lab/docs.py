@@ -22,7 +22,8 @@ from lab.cli import build_parser
 from lab.scenario import Scenario, load_catalogue
 from lab.senders.base import Sender
 
-VERDICT_SENDERS = ("reference", "opportunistic", "postfix", "postfix-pypi", "chasquid", "exim")
+VERDICT_SENDERS = ("reference", "opportunistic", "postfix", "postfix-pypi", "chasquid", "exim",
+                   "sendmail")
 
 
 def _ours(items: Sequence[tuple[str, type[Any]]]) -> list[tuple[str, type[Any]]]:

@@ -41,7 +41,7 @@ NET = "10.254.0"
 DNS_ADDR, POLICY_ADDR, ATTACKER_ADDR = f"{NET}.2", f"{NET}.3", f"{NET}.30"
 FRONTS = tuple(f"{NET}.{11 + i}" for i in range(MAX_MX))
 BACKS = tuple(f"{NET}.{21 + i}" for i in range(MAX_MX))
-SENDER_ADDRS = {"postfix": f"{NET}.100", "exim": f"{NET}.101"}
+SENDER_ADDRS = {"postfix": f"{NET}.100", "exim": f"{NET}.101", "sendmail": f"{NET}.102"}
 LAB_SERVICES = ("dns", "policy", *(f"mx{i}" for i in range(MAX_MX)),
                 *(f"mitm{i}" for i in range(MAX_MX)))
 READY_TIMEOUT_S = float(os.environ.get("MTASTS_LAB_COMPOSE_READY_S", "60"))
@@ -224,7 +224,7 @@ class ComposeBackend(Backend):
 
         ctr = await asyncio.to_thread(cd.container, self.docker, service)
         if ctr is None:
-            await cd.compose(self.run_dir, "--profile", "exim", "up", "-d", "--no-build",
+            await cd.compose(self.run_dir, *cd.all_profiles(), "up", "-d", "--no-build",
                              service)
         else:
             await asyncio.to_thread(ctr.kill, "SIGHUP")
@@ -319,7 +319,7 @@ class ComposeBackend(Backend):
         self._active.discard(id(self))
         try:
             if not self.keep:
-                await cd.compose(self.run_dir, "--profile", "exim", "down", "-v",
+                await cd.compose(self.run_dir, *cd.all_profiles(), "down", "-v",
                                  "--remove-orphans", "-t", "5")
                 # the run's CA keys and messages go with the lab (a kept lab keeps them)
                 for sub in ("pki", "inject", "work"):
@@ -332,5 +332,5 @@ class ComposeBackend(Backend):
 
 async def remove_project() -> str:
     """Remove every container and network of the lab's compose project (``mtasts-lab down``)."""
-    return await cd.compose(cd.RUN_DIR, "--profile", "exim", "down", "-v", "--remove-orphans",
+    return await cd.compose(cd.RUN_DIR, *cd.all_profiles(), "down", "-v", "--remove-orphans",
                             "-t", "5")

@@ -48,8 +48,14 @@ COMPOSE_FILE = _find_compose_file()
 RUN_DIR = Path(os.environ.get("MTASTS_LAB_RUN_DIR", "/run/mtasts-lab-compose"))
 SUBNET = "10.254.0.0/24"
 LAB_IMAGE = "mtasts-lab/lab:latest"
-SENDER_IMAGES = {"postfix": "mtasts-lab/postfix:latest", "exim": "mtasts-lab/exim:latest"}
-SENDER_PROFILES = {"exim": "exim"}
+SENDER_IMAGES = {"postfix": "mtasts-lab/postfix:latest", "exim": "mtasts-lab/exim:latest",
+                 "sendmail": "mtasts-lab/sendmail:latest"}
+SENDER_PROFILES = {"exim": "exim", "sendmail": "sendmail"}
+
+
+def all_profiles() -> list[str]:
+    """``--profile P`` for every sender profile: ``down`` then removes those containers too."""
+    return [arg for p in sorted(set(SENDER_PROFILES.values())) for arg in ("--profile", p)]
 
 
 class DockerUnavailable(Exception):

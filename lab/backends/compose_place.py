@@ -30,7 +30,8 @@ from lab.control import ControlClient, ControlError
 from lab.senders.agent import READY_FILE, ca_digest, command_socket, parse_ready, split_line
 from lab.senders.place import CMD_TIMEOUT_S, LineSink, MtaSetup, PlaceError
 
-START_TIMEOUT_S = 120.0  # a deadline, not a wait: a loaded 2-core host needs it
+START_TIMEOUT_S = float(os.environ.get("MTASTS_LAB_COMPOSE_READY_S", "120"))
+"""A deadline, not a wait: a loaded 2-core host needs a generous one."""
 
 
 class ComposePlace:

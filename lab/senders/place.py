@@ -28,7 +28,8 @@ from typing import Protocol, TextIO, runtime_checkable
 LineSink = Callable[[str, str], None]
 """``on_line(tag, line)``: one log line of the daemon (or log) named ``tag``."""
 
-START_TIMEOUT_S = 60.0  # deadlines, generous for a loaded host
+START_TIMEOUT_S = float(os.environ.get("MTASTS_LAB_PLACE_START_S", "60"))
+"""How long a daemon has to say it is up (generous: a deadline for a loaded machine)."""
 CMD_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 5.0
 

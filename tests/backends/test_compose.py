@@ -50,7 +50,7 @@ def docker() -> Iterator[Any]:
     finally:
         left = cd.containers(client, running=False)
         if left:  # a failed test must not leave the lab behind
-            asyncio.run(cd.compose(cd.RUN_DIR, "--profile", "exim", "down", "-v",
+            asyncio.run(cd.compose(cd.RUN_DIR, *cd.all_profiles(), "down", "-v",
                                    "--remove-orphans", "-t", "2"))
         client.close()
         assert not left, f"containers left behind: {[c.name for c in left]}"
