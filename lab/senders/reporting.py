@@ -14,13 +14,15 @@ import asyncio
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from lab.senders.dnsclient import LookupFailure
+from lab.senders.base import SenderEnv
+from lab.senders.dnsclient import LookupFailure, Resolver
 from lab.senders.mtasts import StsPolicy
+from lab.senders.profiles import Profile
 from lab.senders.smtp_client import TlsRequirement
 from lab.senders.tlsrpt_delivery import (
     ReportDeliveryError,
@@ -37,8 +39,24 @@ from lab.senders.tlsrpt_reporter import (
     report_mail,
 )
 
-if TYPE_CHECKING:
-    from lab.senders.reference import ReferenceSender
+
+class _PolicyAnswer(Protocol):
+    @property
+    def policy(self) -> StsPolicy | None: ...
+
+
+class ReportingSender(Protocol):
+    """What reporting needs of its sender (the reference sender; no import of it here)."""
+
+    @property
+    def profile(self) -> Profile: ...
+    @property
+    def env(self) -> SenderEnv: ...
+    @property
+    def resolver(self) -> Resolver: ...
+    def log(self, line: str) -> None: ...
+    def emit(self, kind: str, **data: Any) -> None: ...
+    async def policy_for(self, domain: str) -> _PolicyAnswer: ...
 
 SUBMITTER = "sender.test"
 ORGANIZATION = "mtasts-lab reference sender"
@@ -90,7 +108,7 @@ class SessionNote:
 
 @dataclass
 class Reporting:
-    sender: ReferenceSender
+    sender: ReportingSender
     period: Aggregator = field(default_factory=Aggregator)
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
