@@ -329,9 +329,15 @@ def test_the_runner_waits_for_the_attackers_mitmproxy_in_the_policy_container(
             await services_ready(remote, events)
             policy = by["policy"].services.policy
             assert policy is not None
+            # the invariant: when services_ready returns, the attacker's mitmproxy listens
+            start = policy._mitm_start
+            assert start is not None and start.done() and start.exception() is None
             assert await policy.ready() is False  # already listening: no wait left
+            # whether the runner had to wait depends on how fast mitmproxy started; if it
+            # did, the evidence says what it waited for
             ready = [e for e in events.since(0) if e.kind == "ready"]
-            assert len(ready) == 1 and "mitmproxy" in str(ready[0].get("waited_for"))
+            assert len(ready) <= 1
+            assert all("mitmproxy" in str(e.get("waited_for")) for e in ready)
         finally:
             for server in servers:
                 await server.close()
