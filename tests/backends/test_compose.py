@@ -145,6 +145,7 @@ FROM_ENV_ONLY = "; ".join([
 # A unix socket of the previous test (the Docker SDK's or a control client's) can be collected
 # during this one: its ResourceWarning is not this test's finding (an open item).
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.filterwarnings("ignore:unclosed <socket.socket:ResourceWarning")
 def test_the_command_sender_passes_its_variables_into_the_container(
         docker: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MTASTS_LAB_COMPOSE_SENDER", "postfix")  # up() starts its container
