@@ -211,16 +211,11 @@ class Runner:
 
     def _not_started(self, sender: Sender, scenarios: Sequence[Scenario], why: str) -> None:
         self.events.emit(RUNNER, "sender-error", {"sender": sender.name, "error": why})
-        why = f"the sender did not start: {why}"
         for scenario in scenarios:
             for phase in ([scenario.baseline] if scenario.baseline else []) + \
                     list(scenario.phases):
-                self._record(Record(
-                    scenario=scenario.id, phase=phase.name, sender=sender.name,
-                    backend=self.options.backend, expected=list(phase.expect.outcome),
-                    observed=None, verdict=ERROR, level=phase.expect.level,
-                    attack_fired=None, duration_s=0.0, reason=why, refs=list(scenario.refs),
-                    why=why, attacks=[a.name for a in phase.attacks]))
+                self._unobserved(sender, scenario, phase, ERROR,
+                                 f"the sender did not start: {why}")
 
     async def _scenario_until_conclusive(self, backend: Backend, topology: Topology,
                                          sender: Sender, scenario: Scenario) -> None:
@@ -360,14 +355,18 @@ class Runner:
 
     def _skip(self, sender: Sender, scenario: Scenario, phase: Phase,
               missing: list[str]) -> Record:
-        why = "skipped: " + "; ".join(sorted(set(missing)))
+        return self._unobserved(sender, scenario, phase, SKIPPED,
+                                "skipped: " + "; ".join(sorted(set(missing))))
+
+    def _unobserved(self, sender: Sender, scenario: Scenario, phase: Phase, verdict: str,
+                    why: str) -> Record:
+        """The record of a phase that never ran: skipped, or its sender never started."""
         return self._record(Record(
             scenario=scenario.id, phase=phase.name, sender=sender.name,
             backend=self.options.backend, expected=list(phase.expect.outcome), observed=None,
-            verdict=SKIPPED, level=phase.expect.level, attack_fired=None, duration_s=0.0,
+            verdict=verdict, level=phase.expect.level, attack_fired=None, duration_s=0.0,
             reason=why, refs=list(scenario.refs), why=why,
             attacks=[a.name for a in phase.attacks]))
-
 
 def _report_summary(event: Any) -> dict[str, Any]:
     """What the record keeps of one report the collector received."""

@@ -16,10 +16,11 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from lab.senders.base import BOUNCED, DEFERRED, SENT, OutgoingMessage
+from lab.senders.message_log import MessageLog
 from lab.senders.mta import MtaSender
 from lab.senders.place import Daemon
 
@@ -123,20 +124,8 @@ class EximStatus:
 
 
 @dataclass
-class EximLog:
+class EximLog(MessageLog):
     """Feed main-log lines; get the first decision for each expected Message-ID."""
-
-    expected: set[str] = field(default_factory=set)
-    qid_to_mid: dict[str, str] = field(default_factory=dict)
-    decided: set[str] = field(default_factory=set)
-
-    def expect(self, message_id: str) -> None:
-        self.expected.add(message_id)
-
-    def forget(self) -> None:
-        self.expected.clear()
-        self.qid_to_mid.clear()
-        self.decided.clear()
 
     def feed(self, line: str) -> tuple[str | None, EximStatus | None]:
         """(the Message-ID this line is about, its decision if the line is one)."""

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from lab.senders.base import BOUNCED, DEFERRED, SENT
+from lab.senders.message_log import MessageLog
 
 READY = "sendmail-log: listening"
 
@@ -51,27 +52,16 @@ class SendmailStatus:
 
 
 @dataclass
-class SendmailLog:
+class SendmailLog(MessageLog):
     """Feed log lines; get the first decision for each expected Message-ID."""
 
-    expected: set[str] = field(default_factory=set)
-    qid_to_mid: dict[str, str] = field(default_factory=dict)
-    decided: set[str] = field(default_factory=set)
     rejected: dict[str, str] = field(default_factory=dict)
     """queue id -> the last ``ruleset=... reject=...`` line's ruleset and text (a bare
     ``stat=Deferred`` after a ``tls_rcpt`` refusal says nothing more)."""
 
-    def expect(self, message_id: str) -> None:
-        self.expected.add(message_id)
-
     def forget(self) -> None:
-        self.expected.clear()
-        self.qid_to_mid.clear()
-        self.decided.clear()
+        super().forget()
         self.rejected.clear()
-
-    def queue_id(self, message_id: str) -> str:
-        return next((q for q, m in self.qid_to_mid.items() if m == message_id), "")
 
     def feed(self, line: str) -> tuple[str | None, SendmailStatus | None]:
         """(the Message-ID this line is about, its decision if the line is one)."""

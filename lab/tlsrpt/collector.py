@@ -120,21 +120,21 @@ class Collector:
             return False
         content_type = headers.get("content-type")
         length = headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
-            sub = Submission("https", content_type, int(length), findings=[limit(
-                f"Content-Length {length}, over {MAX_BODY_BYTES} bytes; refused unread")])
+
+        async def too_large(size: int, why: str) -> bool:
+            sub = Submission("https", content_type, size, findings=[limit(why)])
             await self._answer(conn, writer, 413, close=True)
             self._report(sub, 413, path, peer)
             await _linger(reader)
             return False
+
+        if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
+            return await too_large(int(length), f"Content-Length {length}, over "
+                                                f"{MAX_BODY_BYTES} bytes; refused unread")
         body, complete = await self._body(conn, reader)
         if not complete:
-            sub = Submission("https", content_type, len(body), findings=[limit(
-                f"a body over {MAX_BODY_BYTES} bytes; reading stopped there")])
-            await self._answer(conn, writer, 413, close=True)
-            self._report(sub, 413, path, peer)
-            await _linger(reader)
-            return False
+            return await too_large(len(body), f"a body over {MAX_BODY_BYTES} bytes; reading "
+                                              "stopped there")
         sub = examine("https", body, content_type)
         if self._failures_left > 0:
             self._failures_left -= 1
