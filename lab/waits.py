@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from lab.events import PROXY, RUNNER, SINK, Event, EventLog
+from lab.events import POLICY, PROXY, RUNNER, SINK, Event, EventLog
 
 READY_S = 120.0
 """For the services to answer what was just configured (the attacker's mitmproxy)."""
@@ -82,18 +82,26 @@ async def wait_reported(log: EventLog, predicate: Callable[[list[Event]], Any], 
 
 
 def open_sessions(events: Iterable[Event]) -> set[str]:
-    """Proxy sessions that connected since the mark and have not closed yet."""
+    """Sessions that opened since the mark and are not over yet: the proxy's SMTP sessions
+    (``connect`` .. ``close``) and policy fetches handed to the attacker's mitmproxy
+    (``intercept`` .. ``mitm-closed``, whose findings arrive after the sender gave up)."""
+    events = list(events)
     opened = {str(e.get("conn")) for e in events if e.source == PROXY and e.kind == "connect"}
     closed = {str(e.get("conn")) for e in events if e.source == PROXY and e.kind == "close"}
-    return opened - closed
+    handed = {f"mitm {e.get('via')}" for e in events
+              if e.source == POLICY and e.kind == "intercept" and e.get("via")}
+    done = {f"mitm {e.get('via')}" for e in events
+            if e.source == POLICY and e.kind == "mitm-closed"}
+    return (opened - closed) | (handed - done)
 
 
 async def sessions_closed(log: EventLog, mark: int,
                           deadline_s: float = SESSION_CLOSE_S) -> bool:
-    """Wait until the phase's own SMTP sessions closed (their transcripts are evidence)."""
+    """Wait until the phase's own sessions are over (their transcripts and the attacker's
+    findings are evidence)."""
     return bool(await wait_reported(
         log, lambda ev: not open_sessions(ev), mark, time.monotonic() + deadline_s,
-        "the phase's SMTP sessions to close", lambda ev: sorted(open_sessions(ev))))
+        "the phase's sessions to close", lambda ev: sorted(open_sessions(ev))))
 
 
 async def receipt_after_sent(log: EventLog, mark: int, message_id: str,

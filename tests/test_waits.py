@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from lab.events import PROXY, RUNNER, SINK, EventLog
+from lab.events import POLICY, PROXY, RUNNER, SINK, EventLog
 from lab.waits import (
     NotReady,
     lab_side_account,
@@ -47,7 +47,26 @@ def test_a_session_left_open_is_reported_by_name() -> None:
         assert not await sessions_closed(log, 0, deadline_s=0.01)
         [report] = timeouts(log)
         assert report["missing"] == ["mx1/2"]
-        assert "SMTP sessions to close" in report["waited_for"]
+        assert "sessions to close" in report["waited_for"]
+
+    asyncio.run(main())
+
+
+def test_a_fetch_handed_to_mitmproxy_is_open_until_mitmproxy_is_done_with_it() -> None:
+    """The soak's flip: the sender gave up on the attacker's certificate and reported its
+    status before mitmproxy's ``mitm-handshake-failed`` arrived; the phase's evidence must
+    wait for mitmproxy's last event of that connection."""
+    async def main() -> None:
+        log = EventLog()
+        log.emit(POLICY, "intercept", {"peer": "127.0.0.1:5", "via": "127.0.0.1:7"})
+        log.emit(POLICY, "mitm-closed", {"via": "127.0.0.1:9"})  # another connection's end
+        assert open_sessions(log.since(0)) == {"mitm 127.0.0.1:7"}
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.05, log.emit, POLICY, "mitm-handshake-failed", {"sni": "mta-sts.x"})
+        loop.call_later(0.06, log.emit, POLICY, "mitm-closed", {"via": "127.0.0.1:7"})
+        assert await sessions_closed(log, 0, deadline_s=60)
+        assert timeouts(log) == []
+        assert [e.kind for e in log.since(0)][-2:] == ["mitm-handshake-failed", "mitm-closed"]
 
     asyncio.run(main())
 

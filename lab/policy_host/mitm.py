@@ -15,7 +15,9 @@ does not care) and rewrites the policy body.
 What it sees is reported as ``policy`` events, with the attack's name in ``applied``:
 ``mitm-handshake-failed`` (the sender refused the attacker's certificate: the compliant
 outcome), ``mitm-handshake`` (the sender accepted it) and ``mitm-rewrite`` (a policy
-answer was replaced on its way to the sender).
+answer was replaced on its way to the sender). ``mitm-closed`` comes last for each
+connection (``via``: the policy host's end of it, as in its ``intercept`` event): mitmproxy
+reports in order, so after it every finding of that connection is in the log.
 """
 
 from __future__ import annotations
@@ -38,6 +40,11 @@ STOP_TIMEOUT_S = 5.0
 
 Lookup = Callable[[str | None], Interception | None]
 """The interception planned for a client's SNI (``mta-sts.<domain>``), or None."""
+
+
+def address_text(address: Any) -> str:
+    """``host:port`` of a socket address tuple (how ``via`` names a handed connection)."""
+    return f"{address[0]}:{address[1]}" if address else ""
 
 
 def available() -> bool:
@@ -65,6 +72,9 @@ class _Addon:
     def tls_established_client(self, data: Any) -> None:
         _, applied = self._plan(data.conn.sni)
         self.report("mitm-handshake", {"sni": data.conn.sni, "applied": applied})
+
+    def client_disconnected(self, client: Any) -> None:
+        self.report("mitm-closed", {"via": address_text(client.peername)})
 
     def server_connect(self, data: Any) -> None:
         # reverse mode would send the upstream address as SNI: name the host the client asked

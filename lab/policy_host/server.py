@@ -60,7 +60,7 @@ from lab.policy_host.answer import (
     trickle_plan,
 )
 from lab.policy_host.http import MAX_HEAD, HttpError, Request, parse_request_head, response_head
-from lab.policy_host.mitm import MitmPolicyProxy
+from lab.policy_host.mitm import MitmPolicyProxy, address_text
 from lab.policy_host.response import Interception, PolicyResponse
 from lab.policy_host.streams import pipe, read_head, reset
 from lab.tlsrpt.collector import Collector, CollectorSetup
@@ -353,7 +353,8 @@ class PolicyHost:
             return
         # not ``applied``: the attack fired only once mitmproxy presented its certificate
         self.emit(POLICY, "intercept", {"peer": conn.peer, "attacks": applied,
-                                        "to": f"{address[0]}:{address[1]}"})
+                                        "to": f"{address[0]}:{address[1]}",
+                                        "via": address_text(up_writer.get_extra_info("sockname"))})
         self._writers.add(up_writer)
         try:
             await pipe(reader, writer, up_reader, up_writer, self.read_timeout)

@@ -97,6 +97,12 @@ def test_mitm_presents_its_own_ca_and_rewrites_the_policy(tmp_path: Path) -> Non
             assert events("intercept")[0]["attacks"] == ["policy-mitm"]
             assert "applied" not in events("intercept")[0]
             assert events("fetch") == []  # nothing reached the genuine host
+            # mitmproxy's last word on the connection, after its finding: what the oracle
+            # waits for before judging (lab.waits.open_sessions)
+            [closed] = await wait("mitm-closed")
+            assert closed["via"] == events("intercept")[0]["via"] != ""
+            kinds = [e.kind for e in log.select(source="policy")]
+            assert kinds.index("mitm-handshake-failed") < kinds.index("mitm-closed")
 
             # one that checks nothing gets the attacker's policy, fetched from the real host
             answer = await get(port, lax())
