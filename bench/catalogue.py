@@ -25,7 +25,8 @@ from backend_compare import cold_start, comparison
 
 from lab import backends, senders
 from lab.attacks import load_all
-from lab.runner import Record, Runner, RunOptions, exit_code, quiet_tls_eof_warnings
+from lab.run_record import Record, exit_code
+from lab.runner import Runner, RunOptions, quiet_tls_eof_warnings
 from lab.scenario import Scenario, load_catalogue, select
 
 

@@ -35,7 +35,8 @@ from backend_compare import (
 
 from lab import backends, report, senders
 from lab.backends.base import Backend
-from lab.runner import exit_code, quiet_tls_eof_warnings
+from lab.run_record import exit_code
+from lab.runner import quiet_tls_eof_warnings
 from lab.scenario import load_catalogue, select
 from lab.senders.base import Sender
 

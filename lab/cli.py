@@ -18,16 +18,9 @@ from lab.backends.base import Backend, BackendUnavailable
 from lab.cli_checks import EXIT_USAGE, Parser, UsageError, jobs, outputs, positive_seconds, seconds
 from lab.explain import explain
 from lab.narrate import narrate
-from lab.runner import (
-    Progress,
-    Record,
-    RunOptions,
-    cleanup_run_dirs,
-    exit_code,
-    quiet_tls_eof_warnings,
-    run_catalogue,
-    sender_kwargs,
-)
+from lab.run_dirs import cleanup_run_dirs
+from lab.run_record import Record, exit_code
+from lab.runner import Progress, RunOptions, quiet_tls_eof_warnings, run_catalogue, sender_kwargs
 from lab.scenario import Scenario, ScenarioError, catalogue_root, load_catalogue, select
 from lab.scenario_info import infos
 from lab.sender_options import OptionError, typed_kwargs

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 
 from lab.checklist import BY_ID, CHECKLIST, NOT_YET_COVERED
 from lab.oracle import ERROR, FAIL, INCONCLUSIVE, KNOWN_FAILURE, UNEXPECTED_PASS
-from lab.runner import Record, RunOptions, run_catalogue
+from lab.run_record import Record
+from lab.runner import RunOptions, run_catalogue
 from lab.scenario import Scenario
 from lab.senders.profiles import MUTANTS, PROFILES, VARIANTS, ProfileSpec
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from lab.report_text import expected_words, received_lines
-from lab.runner import Record
+from lab.run_record import Record
 
 _ARROW = {("client", "in"): "sender -> proxy", ("client", "out"): "proxy  -> sender",
           ("server", "in"): "MX     -> proxy", ("server", "out"): "proxy  -> MX    "}

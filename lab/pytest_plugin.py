@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from lab.runner import Record
+    from lab.run_record import Record
     from lab.scenario import Scenario
 
 FIELDS = ("sender", "sender_options", "backend", "timeout", "expect", "scenarios")

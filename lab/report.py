@@ -29,7 +29,7 @@ from lab.oracle import (
 from lab.report_html import html
 from lab.report_junit import junit
 from lab.results_schema import SCHEMA_VERSION
-from lab.runner import Record
+from lab.run_record import Record
 
 __all__ = ["as_json", "html", "junit", "problems", "record_from_dict", "summary", "table",
            "write_html", "write_json", "write_junit"]

@@ -15,7 +15,7 @@ from typing import Any
 from lab.narrate import narrate
 from lab.report_css import CSS
 from lab.report_text import expected_words, received_lines
-from lab.runner import Record
+from lab.run_record import Record
 from lab.sequence_svg import sequence_svg
 
 Info = Mapping[str, Any]

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from lab.narrate import narrate
 from lab.oracle import ERROR, FAIL, INCONCLUSIVE, KNOWN_FAILURE, UNEXPECTED_PASS
-from lab.runner import Record
+from lab.run_record import Record
 
 _FAILED = (FAIL, UNEXPECTED_PASS)
 _ERRORED = (ERROR, INCONCLUSIVE)

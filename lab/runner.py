@@ -1,16 +1,15 @@
-"""The runner: bring a backend up, drive each sender through each scenario, record verdicts."""
+"""The runner: bring a backend up, drive each sender through each scenario, record verdicts.
+
+A ``Record`` per phase (``lab.run_record``), in a run directory of its own (``lab.run_dirs``).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
-import json
 import logging
-import os
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,66 +19,19 @@ from typing import Any
 from lab import backends, senders
 from lab.attacks.base import Attack
 from lab.backends.base import Backend
-from lab.backends.netns_state import ProcRef
 from lab.dane_world import anchors as dane_anchors
 from lab.events import RUNNER, EventLog
 from lab.oracle import ERROR, INCONCLUSIVE, SKIPPED, Observation, Verdict, decide, observe
 from lab.pki import LabPKI
-from lab.report_expect import delivered, for_domain, report_events, satisfied
+from lab.report_expect import for_domain, report_events, satisfied
+from lab.run_dirs import make_run_dir
+from lab.run_record import Record, report_summary
 from lab.scenario import Phase, Scenario
 from lab.sender_options import typed_kwargs
 from lab.senders.base import OutgoingMessage, Sender
 from lab.waits import reports_settled, services_ready, services_synced
 from lab.world import Topology, World
 from lab.world_setup import publish, service_config
-
-
-@dataclass
-class Record:
-    """One phase of one scenario for one sender: one entry of the results file."""
-
-    scenario: str
-    phase: str
-    sender: str
-    backend: str
-    expected: list[str]
-    observed: str | None
-    verdict: str
-    level: str
-    attack_fired: bool | None
-    duration_s: float
-    reason: str
-    refs: list[str]
-    why: str = ""
-    advisory: bool = False
-    status: str | None = None
-    attacks: list[str] = field(default_factory=list)
-    fired: dict[str, list[str]] = field(default_factory=dict)
-    engaged: list[str] = field(default_factory=list)
-    sni: list[str] = field(default_factory=list)
-    message_id: str = ""
-    verdict_delay_ms: float | None = None
-    """From the sender's decision (its status event or the receipt) to the verdict."""
-    evidence: list[dict[str, Any]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    """Gates that stopped the sender, changes it never consulted, the choice it made."""
-    exercise_required: bool = False
-    """A ``not-exercised`` verdict here fails the run (the phase says so)."""
-    report_expected: dict[str, Any] | None = None
-    """What the phase expects of the TLS reports (lab.report_expect), None: nothing."""
-    reports: list[dict[str, Any]] = field(default_factory=list)
-    """The TLS reports the collector received for the phase: transport, report, findings."""
-
-    @property
-    def fails_run(self) -> bool:
-        return Verdict(self.verdict, self.why, self.advisory,
-                       required=self.exercise_required).fails_run
-
-    def as_dict(self, evidence: bool = True) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        if not evidence:
-            data.pop("evidence")
-        return data
 
 
 @dataclass
@@ -108,34 +60,6 @@ def configure_world(backend: Backend, topology: Topology, world: World,
                     attacks: Sequence[Attack]) -> None:
     """Publish the world with the phase's attacks applied, on every service."""
     publish(backend.services, service_config(world, topology, attacks))
-
-
-RUN_DIR_PREFIX = "mtasts-lab-run-"
-_OWNER = "owner.json"
-
-
-def make_run_dir() -> Path:
-    """A private run directory that names its owner, so ``mtasts-lab down`` can remove it
-    when the run was killed before it could clean up (it holds the run's CA keys)."""
-    run_dir = Path(tempfile.mkdtemp(prefix=RUN_DIR_PREFIX))
-    me = ProcRef.of(os.getpid())
-    (run_dir / _OWNER).write_text(json.dumps({"pid": me.pid, "start": me.start}))
-    return run_dir
-
-
-def cleanup_run_dirs() -> list[str]:
-    """Remove the run directories whose owner process is gone; return them."""
-    removed = []
-    for run_dir in sorted(Path(tempfile.gettempdir()).glob(RUN_DIR_PREFIX + "*")):
-        try:
-            owner = json.loads((run_dir / _OWNER).read_text())
-            alive = ProcRef(int(owner["pid"]), owner.get("start")).alive()
-        except (OSError, ValueError, KeyError, TypeError):
-            alive = False  # no readable owner: an interrupted run of ours
-        if not alive and run_dir.is_dir() and not run_dir.is_symlink():
-            shutil.rmtree(run_dir, ignore_errors=True)
-            removed.append(str(run_dir))
-    return removed
 
 
 def sender_kwargs(cls: type[Sender], options: dict[str, str]) -> dict[str, Any]:
@@ -342,7 +266,7 @@ class Runner:
             evidence=[e.as_dict() for e in (obs.events if obs else [])],
             notes=list(verdict.notes), exercise_required=verdict.required,
             report_expected=expect_report.as_dict() if expect_report else None,
-            reports=[_report_summary(e) for e in
+            reports=[report_summary(e) for e in
                      (for_domain(reports, phase.world.domain.name) if expect_report else [])],
         )
         return self._record(record)
@@ -367,14 +291,6 @@ class Runner:
             verdict=verdict, level=phase.expect.level, attack_fired=None, duration_s=0.0,
             reason=why, refs=list(scenario.refs), why=why,
             attacks=[a.name for a in phase.attacks]))
-
-def _report_summary(event: Any) -> dict[str, Any]:
-    """What the record keeps of one report the collector received."""
-    keep = ("transport", "content_type", "size", "status", "filename", "policy_domains",
-            "tls_report_domain", "tls_report_submitter", "report", "findings")
-    out = {k: event.get(k) for k in keep if event.get(k) is not None}
-    out["delivered"] = delivered(event)
-    return out
 
 
 async def run_catalogue(scenarios: Sequence[Scenario], options: RunOptions,
@@ -401,7 +317,3 @@ class _QuietTlsEof(logging.Filter):
 
 def quiet_tls_eof_warnings() -> None:
     logging.getLogger("asyncio").addFilter(_QuietTlsEof())
-
-
-def exit_code(records: Sequence[Record]) -> int:
-    return 1 if any(r.fails_run for r in records) else 0

@@ -7,7 +7,6 @@ Every error names the file and the field, and is raised as ``ScenarioError``.
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Iterable, Mapping
 from importlib import resources
 from pathlib import Path
@@ -21,174 +20,11 @@ from lab.outcomes import LEVELS, OUTCOMES, STATUSES, Level, Status
 from lab.report_expect import POLICY_TYPES, RESULT_TYPES, TRANSPORTS, ReportExpectation
 from lab.scenario_fields import Fields, ScenarioError
 from lab.scenario_model import Expectation, Phase, Scenario, world_edits
-from lab.tlsrpt.names import REPORT_MX
-from lab.world import (
-    DEFAULT_DOMAIN,
-    DEFAULT_POLICY_ID,
-    MAX_HTTPS_FAILS,
-    MAX_MX,
-    MODES,
-    TLSA_ANCHORS,
-    Domain,
-    Policy,
-    Tlsa,
-    Tlsrpt,
-    World,
-    is_test_name,
-    normalize,
-)
+from lab.scenario_world import check_test_name, merge_world, parse_world
+from lab.world import is_test_name, normalize
 
-MAX_AGE_LIMIT = 31557600
 EXERCISE = ("reported", "required")
 
-
-# ---------------------------------------------------------------- world
-
-_DOMAIN_FIELDS = ("domain", "mx", "policy", "sts_txt", "policy_text", "tlsa", "tlsrpt")
-_TLSRPT_FIELDS = ("rua", "records", "report_policy", "https_fails")
-_RUA_SCHEMES = ("https", "mailto")
-_TLSA_FIELDS = ("mx", "usage", "selector", "mtype", "matches", "signed")
-_WORLD_FIELDS = (*_DOMAIN_FIELDS, "other_domains", "smart_host")
-_POLICY_FIELDS = ("mode", "mx", "max_age", "id")
-
-
-def _merge(base: Mapping[str, Any], change: Mapping[str, Any]) -> dict[str, Any]:
-    """Phase world changes: mappings merge key by key; anything else replaces."""
-    out = dict(base)
-    for key, value in change.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def _check_name(path: str, where: str, name: str, *, wildcard: bool = False) -> str:
-    plain = name[2:] if wildcard and name.startswith("*.") else name
-    if not is_test_name(plain) or "*" in plain:
-        raise ScenarioError(path, where, f"{name!r} is not a reserved .test name "
-                                         "(the lab only ever uses .test names)")
-    return name
-
-
-def _domain(f: Fields) -> Domain:
-    path = f.path
-    domain = normalize(_check_name(path, f.sub("domain"), f.text("domain", DEFAULT_DOMAIN)))
-    mx = f.str_list("mx") if f.has("mx") else (f"mx1.{domain}",)
-    for i, host in enumerate(mx):
-        _check_name(path, f"{f.sub('mx')}[{i}]", host)
-    policy = _policy(f, "policy", mx)
-    sts_txt = f.str_list("sts_txt") if f.has("sts_txt") else None
-    policy_text = f.text("policy_text") if f.has("policy_text") else None
-    return Domain(domain, tuple(normalize(h) for h in mx), policy, sts_txt, policy_text,
-                  _tlsa(f, mx), _tlsrpt(f))
-
-
-def _policy(f: Fields, key: str, mx: tuple[str, ...]) -> Policy | None:
-    if f.data.get(key) is None:
-        return None
-    path = f.path
-    p = Fields(path, f.sub(key), f.data[key], _POLICY_FIELDS)
-    patterns = p.str_list("mx") or tuple(normalize(h) for h in mx)
-    for i, pattern in enumerate(patterns):
-        _check_name(path, f"{p.sub('mx')}[{i}]", pattern, wildcard=True)
-    policy_id = p.text("id", DEFAULT_POLICY_ID)
-    if not re.fullmatch(r"[A-Za-z0-9]{1,32}", policy_id):
-        raise p.error("id", "must be 1 to 32 letters and digits (RFC 8461 3.1); "
-                            "write a malformed record with sts_txt instead")
-    return Policy(mode=p.choice("mode", MODES, "enforce"),  # type: ignore[arg-type]
-                  mx=patterns, max_age=p.whole("max_age", 86400, 0, MAX_AGE_LIMIT),
-                  id=policy_id)
-
-
-def _tlsrpt(f: Fields) -> Tlsrpt | None:
-    """``tlsrpt: {rua: [https, mailto]}`` (one valid record naming the lab's collector) or
-    ``tlsrpt: {records: [TXT, ...]}`` (raw values with ``{https}``/``{mailto}``), plus
-    ``report_policy`` (the report domain's MTA-STS policy) and ``https_fails``."""
-    if f.data.get("tlsrpt") is None:
-        return None
-    t = Fields(f.path, f.sub("tlsrpt"), f.data["tlsrpt"], _TLSRPT_FIELDS)
-    has_rua, has_records = t.data.get("rua") is not None, t.data.get("records") is not None
-    if has_rua == has_records:
-        raise ScenarioError(f.path, t.where, "give exactly one of rua (a valid record naming "
-                            "the lab's collector) or records (raw TXT values); a phase that "
-                            "switches sets the other to null")
-    if has_rua:
-        schemes = t.str_list("rua")
-        if not schemes:
-            raise t.error("rua", "must name https, mailto or both")
-        for i, scheme in enumerate(schemes):
-            if scheme not in _RUA_SCHEMES:
-                raise ScenarioError(f.path, f"{t.sub('rua')}[{i}]", "must be one of "
-                                    f"{', '.join(_RUA_SCHEMES)}, not {scheme!r}")
-        if len(set(schemes)) != len(schemes):
-            raise t.error("rua", "names a scheme twice")
-        records = Tlsrpt.for_rua(schemes)
-    else:
-        raw = t.data["records"]
-        if not isinstance(raw, list):
-            raise t.error("records", "must be a list of TXT values (strings)")
-        for i, item in enumerate(raw):
-            if not isinstance(item, str):
-                raise ScenarioError(f.path, f"{t.sub('records')}[{i}]",
-                                    "must be a string (DNS splits values over 255 bytes)")
-            for name in re.findall(r"\{([A-Za-z_]*)\}", item):
-                if name not in _RUA_SCHEMES:
-                    raise ScenarioError(f.path, f"{t.sub('records')}[{i}]",
-                                        f"unknown placeholder {{{name}}} (known: {{https}}, "
-                                        "{mailto})")
-        records = tuple(raw)
-    return Tlsrpt(records, _policy(t, "report_policy", (REPORT_MX,)),
-                  int(t.whole("https_fails", 0, 0, MAX_HTTPS_FAILS)))
-
-
-def _tlsa(f: Fields, mx: tuple[str, ...]) -> tuple[Tlsa, ...]:
-    """``tlsa: [{mx, usage, selector, mtype, matches, signed}]``: DANE records (X1)."""
-    raw = f.data.get("tlsa") or []
-    if not isinstance(raw, list):
-        raise f.error("tlsa", "must be a list of TLSA records")
-    out = []
-    for i, item in enumerate(raw):
-        t = Fields(f.path, f"{f.sub('tlsa')}[{i}]", item, _TLSA_FIELDS)
-        host = normalize(_check_name(f.path, t.sub("mx"), t.text("mx", mx[0] if mx else "")))
-        signed = t.data.get("signed", True)
-        if not isinstance(signed, bool):
-            raise t.error("signed", f"must be true or false, not {signed!r}")
-        out.append(Tlsa(host, int(t.whole("usage", 2, 0, 255)),
-                        int(t.whole("selector", 1, 0, 255)), int(t.whole("mtype", 0, 0, 255)),
-                        t.choice("matches", TLSA_ANCHORS, "lab-ca"), signed))
-    return tuple(out)
-
-
-def _world(path: str, where: str, raw: Any) -> World:
-    """The recipient domain at the top level, more domains under ``other_domains``."""
-    f = Fields(path, where, raw if raw is not None else {}, _WORLD_FIELDS)
-    top = {k: v for k, v in f.data.items() if k not in ("other_domains", "smart_host")}
-    domains = [_domain(Fields(path, where, top, _DOMAIN_FIELDS))]
-    others = f.data.get("other_domains") or []
-    if not isinstance(others, list):
-        raise f.error("other_domains", "must be a list of domains")
-    for i, other in enumerate(others):
-        domains.append(_domain(Fields(path, f"{f.sub('other_domains')}[{i}]", other,
-                                       _DOMAIN_FIELDS)))
-    names = [d.name for d in domains]
-    if len(set(names)) != len(names):
-        raise f.error("other_domains", "each domain may appear once")
-    smart_host = f.text("smart_host") or None
-    if smart_host is not None:
-        smart_host = normalize(_check_name(path, f.sub("smart_host"), smart_host))
-        if smart_host not in names[1:]:
-            raise f.error("smart_host", f"{smart_host!r} must name one of other_domains "
-                                        "(the smart host's own domain, with its MX hosts)")
-    world = World(tuple(domains), smart_host)
-    if len(world.mx_hosts()) > MAX_MX:
-        raise f.error("mx", f"at most {MAX_MX} MX hosts in a world"
-                      + (" (the TLS-RPT report domain's MX takes one)"
-                         if world.report_domain else ""))
-    return world
-
-
-# ---------------------------------------------------------------- scenario
 
 _TOP_FIELDS = ("summary", "refs", "teach", "covers", "world", "phases", "known_failures",
                "baseline", "timeout", "attacker_does", "compliant_does", "prime")
@@ -261,7 +97,7 @@ def _report(e: Fields) -> ReportExpectation | None:
         raise r.error("transport", "must name https, mailto or both")
     mx_host = r.text("mx_host") or None
     if mx_host is not None:
-        _check_name(e.path, r.sub("mx_host"), mx_host, wildcard=True)
+        check_test_name(e.path, r.sub("mx_host"), mx_host, wildcard=True)
     counts = {k: (r.whole(k, 0, 0, 10000) if r.has(k) else None)
               for k in ("failures", "successes")}
     return ReportExpectation(
@@ -296,7 +132,7 @@ def parse(data: Any, path: str, scenario_id: str) -> Scenario:
             raise ScenarioError(path, f"covers[{i}]", f"unknown checklist id {item!r} "
                                 f"(known: {', '.join(sorted(CHECKLIST_IDS))})")
     raw_world = top.data.get("world") or {}
-    world = _world(path, "world", raw_world)
+    world = parse_world(path, "world", raw_world)
     rcpt_default = f"user@{world.domain.name}"
 
     raw_phases = top.data.get("phases")
@@ -318,8 +154,9 @@ def parse(data: Any, path: str, scenario_id: str) -> Scenario:
             change = pf.data["world"]
             if not isinstance(change, Mapping):
                 raise pf.error("world", "must be a mapping of world changes")
-            current = _merge(current, change)
-        phase_world = _world(path, pf.sub("world") if pf.has("world") else "world", current)
+            current = merge_world(current, change)
+        phase_world = parse_world(path, pf.sub("world") if pf.has("world") else "world",
+                                  current)
         raw_attacks = pf.data.get("attacks") or []
         if not isinstance(raw_attacks, list):
             raise pf.error("attacks", "must be a list")
@@ -374,9 +211,9 @@ def parse(data: Any, path: str, scenario_id: str) -> Scenario:
         bf = Fields(path, "baseline", raw_base, ("world", "expect"))
         base_world = world
         if bf.has("world"):
-            base_world = _world(path, "baseline.world",
-                                _merge(raw_world if isinstance(raw_world, Mapping) else {},
-                                       bf.data["world"]))
+            base_world = parse_world(path, "baseline.world",
+                                     merge_world(raw_world if isinstance(raw_world, Mapping)
+                                                 else {}, bf.data["world"]))
         baseline = Phase("baseline", base_world, (),
                          _expect(bf, "expect", {"outcome": "delivered-tls"}), rcpt_default)
     elif top.has("baseline"):

@@ -131,7 +131,7 @@ def report_merged(merged: Mapping[str, Any], *, json_out: Path | None = None,
     """Print the table of the merged shards and write the files; the exit status (1 when
     something failed or a shard is missing)."""
     from lab import report
-    from lab.runner import exit_code
+    from lab.run_record import exit_code
 
     records = [report.record_from_dict(r) for r in merged["runs"]]
     code = exit_code(records)

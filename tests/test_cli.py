@@ -13,7 +13,7 @@ import pytest
 
 from lab.cli import main
 from lab.narrate import narrate
-from lab.runner import Record
+from lab.run_record import Record
 
 REQUIRED = {"scenario", "phase", "sender", "backend", "expected", "observed", "verdict",
             "level", "attack_fired", "duration_s", "reason", "refs"}

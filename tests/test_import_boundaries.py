@@ -1,8 +1,9 @@
 """No module reaches into ``lab.control``'s internals or the scenario loader's private names.
 
 ``lab.control`` is used through the names its ``__init__`` exports (its submodules import
-each other); ``lab.scenario``'s names starting with ``_`` stay inside ``lab/scenario.py``
-(``build_attack`` is the public way to build an attack from its options).
+each other); the scenario loader's names starting with ``_`` stay inside their module
+(``lab/scenario.py``, ``lab/scenario_world.py``; ``build_attack`` is the public way to build
+an attack from its options).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTROL = ROOT / "lab" / "control"
+LOADER = {"lab.scenario": "scenario.py", "lab.scenario_world": "scenario_world.py"}
 
 
 def _python_files() -> list[Path]:
@@ -36,17 +38,17 @@ def violations(path: Path, source: str) -> list[str]:
             if mod == "lab.control":
                 out += [f"line {node.lineno}: lab.control.{n}" for n in names
                         if n.startswith("_")]
-            if mod == "lab.scenario" and path.name != "scenario.py":
-                out += [f"line {node.lineno}: lab.scenario.{n}" for n in names
-                        if n.startswith("_")]
+            if mod in LOADER and path.name != LOADER[mod]:
+                out += [f"line {node.lineno}: {mod}.{n}" for n in names if n.startswith("_")]
         elif isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name.startswith("lab.control.") and not inside_control:
                     out.append(f"line {node.lineno}: import {alias.name} (use lab.control)")
         elif isinstance(node, ast.Attribute) and node.attr.startswith("_"):
             dotted = ast.unparse(node.value)
+            loader = LOADER.get(dotted if dotted.startswith("lab.") else f"lab.{dotted}")
             if (dotted in ("control", "lab.control") and not inside_control) or (
-                    dotted in ("scenario", "lab.scenario") and path.name != "scenario.py"):
+                    loader is not None and path.name != loader):
                 out.append(f"line {node.lineno}: {dotted}.{node.attr}")
     return out
 
@@ -65,6 +67,8 @@ def test_no_module_imports_control_internals_or_loader_privates() -> None:
     "import lab.control.wire",
     "from lab.scenario import _attack",
     "import lab.scenario\nlab.scenario._coerce",
+    "from lab.scenario_world import _tlsrpt",
+    "from lab import scenario_world\nscenario_world._policy",
 ])
 def test_the_check_catches(source: str) -> None:
     assert violations(ROOT / "lab" / "runner.py", source)

@@ -17,7 +17,8 @@ import pytest
 
 from lab import mutation
 from lab.checklist import BY_ID, CHECKLIST
-from lab.runner import Record, RunOptions, run_catalogue
+from lab.run_record import Record
+from lab.runner import RunOptions, run_catalogue
 from lab.scenario import load_catalogue
 from lab.senders import load_all
 from lab.senders.base import Sender

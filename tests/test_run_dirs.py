@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from lab.cli import main
-from lab.runner import RUN_DIR_PREFIX, cleanup_run_dirs, make_run_dir
+from lab.run_dirs import RUN_DIR_PREFIX, cleanup_run_dirs, make_run_dir
 
 
 def test_a_live_runs_directory_is_kept() -> None:
@@ -26,7 +26,7 @@ def test_a_live_runs_directory_is_kept() -> None:
 
 def test_a_dead_runs_directory_is_removed_by_down(capsys: object) -> None:
     made = subprocess.run(
-        [sys.executable, "-c", "from lab.runner import make_run_dir; d = make_run_dir();"
+        [sys.executable, "-c", "from lab.run_dirs import make_run_dir; d = make_run_dir();"
          "(d / 'pki').mkdir(); (d / 'pki' / 'lab-ca.key').write_text('k'); print(d)"],
         capture_output=True, text=True, check=True, timeout=60)
     run_dir = Path(made.stdout.strip())

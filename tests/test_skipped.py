@@ -8,7 +8,8 @@ import pytest
 
 from lab.backends.loopback import LoopbackBackend
 from lab.report import junit
-from lab.runner import Runner, RunOptions, exit_code
+from lab.run_record import exit_code
+from lab.runner import Runner, RunOptions
 from lab.scenario import load_text
 
 pytestmark = pytest.mark.integration

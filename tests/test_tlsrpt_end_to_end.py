@@ -9,7 +9,8 @@ import asyncio
 import pytest
 
 from lab.oracle import KNOWN_FAILURE, PASS
-from lab.runner import Record, RunOptions, run_catalogue
+from lab.run_record import Record
+from lab.runner import RunOptions, run_catalogue
 from lab.scenario import select
 
 

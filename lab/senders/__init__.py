@@ -10,7 +10,8 @@ from lab.senders.base import OutgoingMessage, Sender, SenderEnv
 __all__ = ["OutgoingMessage", "Sender", "SenderEnv", "is_known", "known_names", "load_all"]
 
 _HELPERS = {"agent", "base", "certnames", "dane", "dnsclient", "mta", "mtasts", "own",
-            "place", "policy_fetch", "postfix_log", "profiles", "smtp_client"}
+            "place", "policy_fetch", "postfix_log", "profiles", "smtp_client", "smtp_outcome",
+            "smtp_tls"}
 
 
 def load_all() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from lab.senders.base import DEFERRED, SENT, OutgoingMessage
 from lab.senders.dnsclient import LookupFailure, mail_hosts
 from lab.senders.own import OwnSender, enhanced, next_hop
-from lab.senders.smtp_client import DeliveryResult, SmtpError, TlsRequirement
+from lab.senders.smtp_outcome import DeliveryResult, SmtpError, TlsRequirement
 
 
 class OpportunisticSender(OwnSender):

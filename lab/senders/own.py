@@ -8,15 +8,9 @@ from typing import Any
 from lab.events import SENDER
 from lab.senders.base import DEFERRED, OutgoingMessage, Sender, SenderEnv
 from lab.senders.dnsclient import Resolver
-from lab.senders.smtp_client import (
-    PLAIN_CHECKS,
-    DeliveryResult,
-    SmtpError,
-    TlsChecks,
-    TlsPolicyError,
-    TlsRequirement,
-    deliver,
-)
+from lab.senders.smtp_client import deliver
+from lab.senders.smtp_outcome import DeliveryResult, SmtpError, TlsPolicyError, TlsRequirement
+from lab.senders.smtp_tls import PLAIN_CHECKS, TlsChecks
 
 
 class OwnSender(Sender):

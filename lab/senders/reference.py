@@ -22,14 +22,8 @@ from lab.senders.own import OwnSender, enhanced, next_hop, recipient_domain, tls
 from lab.senders.policy_fetch import HttpCache, PolicyFetchError, fetch_policy
 from lab.senders.profiles import BY_NAME, COMPLIANT, Profile, profile_names
 from lab.senders.reporting import Reporting
-from lab.senders.smtp_client import (
-    PLAIN_CHECKS,
-    PermanentSmtpError,
-    SmtpError,
-    TlsChecks,
-    TlsPolicyError,
-    TlsRequirement,
-)
+from lab.senders.smtp_outcome import PermanentSmtpError, SmtpError, TlsPolicyError, TlsRequirement
+from lab.senders.smtp_tls import PLAIN_CHECKS, TlsChecks
 
 __all__ = ["OwnSender", "ReferenceSender", "enhanced", "recipient_domain"]
 

@@ -23,7 +23,7 @@ from lab.senders.base import SenderEnv
 from lab.senders.dnsclient import LookupFailure, Resolver
 from lab.senders.mtasts import StsPolicy
 from lab.senders.profiles import Profile
-from lab.senders.smtp_client import TlsRequirement
+from lab.senders.smtp_outcome import TlsRequirement
 from lab.senders.tlsrpt_delivery import (
     ReportDeliveryError,
     dkim_sign,

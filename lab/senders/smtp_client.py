@@ -9,99 +9,38 @@ TLS requirement per session (RFC 8461 4.2, 5, 7; RFC 3207):
 After STARTTLS everything learned before is discarded and EHLO is sent again. Plaintext
 bytes that arrived together with the ``220`` to STARTTLS are never read as replies (the
 response-injection class, CVE-2011-0411): they are counted, logged and dropped.
+
+What a delivery ends in is ``lab.senders.smtp_outcome``; the TLS context and the certificate
+checks after the handshake are ``lab.senders.smtp_tls``.
 """
 
 from __future__ import annotations
 
-import _ssl
 import asyncio
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
-
-from cryptography import x509
 
 from lab.events import SENDER, Emit
-from lab.senders import dane
-from lab.senders.certnames import cert_names_any, cert_names_host, dns_names
-from lab.senders.mtasts import mx_matches
-from lab.senders.profiles import COMPLIANT, Profile
-
-TlsRequirement = Literal["verify", "opportunistic", "none"]
-TlsState = Literal["none", "verified", "unverified"]
+from lab.senders.smtp_outcome import (
+    DeliveryResult,
+    PermanentSmtpError,
+    SmtpError,
+    TlsPolicyError,
+    TlsRequirement,
+    TlsState,
+    TransientSmtpError,
+)
+from lab.senders.smtp_tls import (
+    PLAIN_CHECKS,
+    TlsChecks,
+    check_certificate,
+    client_context,
+    verify_failure_type,
+)
 
 MAX_LINE = 4096
 MAX_REPLY_LINES = 200
-
-# OpenSSL X509_V_ERR_* codes -> TLS-RPT result types (RFC 8460 4.3)
-_NOT_TRUSTED = {2, 18, 19, 20, 21, 24, 27, 28}
-_EXPIRED = {10}
-_HOST_MISMATCH = {62}
-
-
-class SmtpError(Exception):
-    """A delivery attempt failed. ``stage`` says where (connect, greeting, ehlo, starttls,
-    handshake, mail, rcpt, data); ``code`` is the server's reply code when there was one."""
-
-    kind = "error"
-
-    def __init__(self, reason: str, *, stage: str, code: int | None = None,
-                 result_type: str | None = None, tls: TlsState = "none") -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.stage = stage
-        self.code = code
-        self.result_type = result_type
-        self.tls = tls
-
-
-class TlsPolicyError(SmtpError):
-    """The session cannot meet the TLS requirement; ``result_type`` is the TLS-RPT type."""
-
-    kind = "tls-policy"
-
-
-class TransientSmtpError(SmtpError):
-    """Try again later or elsewhere: no connection, 4xx, a broken or timed-out session."""
-
-    kind = "transient"
-
-
-class PermanentSmtpError(SmtpError):
-    """The server answered 5xx."""
-
-    kind = "permanent"
-
-
-@dataclass(frozen=True)
-class TlsChecks:
-    """How a ``verify`` session checks the MX beyond ``ssl``'s defaults.
-
-    ``tlsa``: DNSSEC-validated TLSA records; when set, DANE decides the certificate (RFC
-    7672) and the WebPKI checks are not made. ``patterns``: the policy's mx patterns (only
-    the cert-against-patterns mutant uses them). ``profile``: the sender's switches.
-    """
-
-    profile: Profile = COMPLIANT
-    tlsa: tuple[dane.Tlsa, ...] = ()
-    patterns: tuple[str, ...] = ()
-
-
-PLAIN_CHECKS = TlsChecks()
-
-
-@dataclass(frozen=True)
-class DeliveryResult:
-    mx: str
-    address: str
-    tls: TlsState
-    tls_version: str | None
-    cipher: str | None
-    reply: str
-    """The server's final reply to the message data."""
-    discarded_plaintext: int = 0
-    """Plaintext bytes that came with the 220 to STARTTLS and were dropped (I1)."""
 
 
 @dataclass(frozen=True)
@@ -160,45 +99,6 @@ class _Wire(asyncio.Protocol):
                 raise ConnectionError("connection closed by the server")
             self._waiter = asyncio.get_running_loop().create_future()
             await self._waiter
-
-
-def _result_type(exc: ssl.SSLCertVerificationError) -> str:
-    code = exc.verify_code
-    if code in _HOST_MISMATCH:
-        return "certificate-host-mismatch"
-    if code in _EXPIRED:
-        return "certificate-expired"
-    if code in _NOT_TRUSTED:
-        return "certificate-not-trusted"
-    return "validation-failure"  # e.g. not yet valid (9): no closer TLS-RPT type
-
-
-def client_context(tls: TlsRequirement, ca_file: Path | str | None,
-                   checks: TlsChecks = PLAIN_CHECKS) -> ssl.SSLContext:
-    """``verify``: lab CA only, host name checked, TLS 1.2+. ``opportunistic``: no checks.
-
-    Under ``verify`` with TLSA records, DANE checks the certificate after the handshake;
-    the mutants that check names themselves turn ``ssl``'s own name check off."""
-    profile = checks.profile
-    if tls == "verify":
-        if ca_file is None:
-            raise ValueError("verify needs a CA file")
-        ctx = ssl.create_default_context(cafile=str(ca_file))
-        ctx.hostname_checks_common_name = profile.cn_fallback  # a DNS-ID (RFC 6125 6.4.4)
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        if profile.allow_tls10:
-            ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
-            ctx.minimum_version = ssl.TLSVersion.TLSv1
-        if checks.tlsa or profile.no_sni or profile.cert_against_patterns \
-                or profile.mx_any_cert:
-            ctx.check_hostname = False
-        if checks.tlsa or profile.mx_any_cert:
-            ctx.verify_mode = ssl.CERT_NONE
-        return ctx
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 class _Session:
@@ -358,7 +258,7 @@ async def _handshake(session: _Session, loop: asyncio.AbstractEventLoop,
     try:
         transport = await loop.start_tls(wire.transport, wire, ctx, server_hostname=sni)
     except ssl.SSLCertVerificationError as exc:
-        result_type = _result_type(exc)
+        result_type = verify_failure_type(exc)
         raise TlsPolicyError(f"certificate verify failed: {exc.verify_message} "
                              f"({result_type})", stage="handshake",
                              result_type=result_type) from None
@@ -375,7 +275,7 @@ async def _handshake(session: _Session, loop: asyncio.AbstractEventLoop,
         wire.buffer.clear()
     ssl_object = transport.get_extra_info("ssl_object")
     if tls == "verify":
-        _post_checks(session, ssl_object, checks)
+        check_certificate(ssl_object, session.mx_host, checks, session.log)
     version = ssl_object.version() if ssl_object is not None else None
     cipher_info = ssl_object.cipher() if ssl_object is not None else None
     cipher = cipher_info[0] if cipher_info else None
@@ -384,45 +284,6 @@ async def _handshake(session: _Session, loop: asyncio.AbstractEventLoop,
            else "certificate not checked")
     session.log(f"TLS established ({version}, {cipher}); {how}")
     return version, cipher
-
-
-def _chain(ssl_object: ssl.SSLObject | None) -> list[bytes]:
-    """The certificates the server presented, leaf first (DER)."""
-    if ssl_object is None:
-        return []
-    public = getattr(ssl_object, "get_unverified_chain", None)  # Python 3.13+
-    raw = public() if public else ssl_object._sslobj.get_unverified_chain()  # type: ignore[attr-defined]
-    return [c if isinstance(c, bytes) else c.public_bytes(_ssl.ENCODING_DER)
-            for c in raw or []]
-
-
-def _post_checks(session: _Session, ssl_object: ssl.SSLObject | None,
-                 checks: TlsChecks) -> None:
-    """The checks made after the handshake: DANE, and the names the mutants check."""
-    profile = checks.profile
-    if not (checks.tlsa or profile.no_sni or profile.cert_against_patterns):
-        return
-    chain = _chain(ssl_object)
-    host = session.mx_host
-    if checks.tlsa:
-        problem = dane.verify(checks.tlsa, chain, host)
-        if problem is not None:
-            raise TlsPolicyError(f"DANE: {problem}", stage="handshake",
-                                 result_type="tlsa-invalid")
-        session.log(f"DANE: the certificate matches a TLSA record of _25._tcp.{host}")
-        return
-    if not chain:
-        return
-    leaf = x509.load_der_x509_certificate(chain[0])
-    if profile.cert_against_patterns:
-        ok = any(mx_matches(p, n) or n == p.lower().rstrip(".")
-                 for p in checks.patterns for n in dns_names(leaf)) or \
-            cert_names_any(leaf, checks.patterns)
-    else:
-        ok = cert_names_host(leaf, host)
-    if not ok:
-        raise TlsPolicyError(f"certificate does not name {host}", stage="handshake",
-                             result_type="certificate-host-mismatch")
 
 
 def _dot_stuff(message: bytes) -> bytes:

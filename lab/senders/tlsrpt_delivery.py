@@ -23,7 +23,8 @@ import h11
 
 from lab.events import Emit
 from lab.senders.dnsclient import LookupFailure, Resolver, mail_hosts
-from lab.senders.smtp_client import SmtpError, TlsRequirement, deliver
+from lab.senders.smtp_client import deliver
+from lab.senders.smtp_outcome import SmtpError, TlsRequirement
 
 MAX_RESPONSE = 65536
 

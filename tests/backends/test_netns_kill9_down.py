@@ -17,7 +17,7 @@ import pytest
 
 from lab.backends.netns import NetnsBackend
 from lab.backends.netns_state import STATE_DIR
-from lab.runner import RUN_DIR_PREFIX
+from lab.run_dirs import RUN_DIR_PREFIX
 from lab.senders.postfix import PostfixSender
 
 MISSING = NetnsBackend.check() + PostfixSender.check()

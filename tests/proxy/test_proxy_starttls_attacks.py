@@ -20,12 +20,12 @@ from lab.attacks.passthrough import Passthrough
 from lab.attacks.reject_starttls import RejectStarttls
 from lab.attacks.reset_after_handshake import ResetAfterHandshake
 from lab.senders.base import OutgoingMessage
-from lab.senders.smtp_client import (
+from lab.senders.smtp_client import deliver
+from lab.senders.smtp_outcome import (
     DeliveryResult,
     TlsPolicyError,
     TlsRequirement,
     TransientSmtpError,
-    deliver,
 )
 
 from .kit import MX, Client, Lab, run, start_lab

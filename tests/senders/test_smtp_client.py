@@ -11,14 +11,14 @@ from typing import TypeVar
 import pytest
 
 from lab.pki import CertKind, LabPKI
-from lab.senders.smtp_client import (
+from lab.senders.smtp_client import deliver
+from lab.senders.smtp_outcome import (
     DeliveryResult,
     PermanentSmtpError,
     SmtpError,
     TlsPolicyError,
     TlsRequirement,
     TransientSmtpError,
-    deliver,
 )
 
 from .lab_servers import MxServer, Recorder, ScriptedMx
