@@ -29,6 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from lab.addresses import address_text
 from lab.events import POLICY, Emit
 from lab.policy_host.response import Interception
 
@@ -40,11 +41,6 @@ STOP_TIMEOUT_S = 5.0
 
 Lookup = Callable[[str | None], Interception | None]
 """The interception planned for a client's SNI (``mta-sts.<domain>``), or None."""
-
-
-def address_text(address: Any) -> str:
-    """``host:port`` of a socket address tuple (how ``via`` names a handed connection)."""
-    return f"{address[0]}:{address[1]}" if address else ""
 
 
 def available() -> bool:

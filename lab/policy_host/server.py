@@ -42,6 +42,7 @@ import ssl
 from collections.abc import Mapping
 from typing import Any
 
+from lab.addresses import address_text
 from lab.events import POLICY, Emit
 from lab.pki import LabPKI
 from lab.policy_host.answer import (
@@ -60,7 +61,7 @@ from lab.policy_host.answer import (
     trickle_plan,
 )
 from lab.policy_host.http import MAX_HEAD, HttpError, Request, parse_request_head, response_head
-from lab.policy_host.mitm import MitmPolicyProxy, address_text
+from lab.policy_host.mitm import MitmPolicyProxy
 from lab.policy_host.response import Interception, PolicyResponse
 from lab.policy_host.streams import pipe, read_head, reset
 from lab.tlsrpt.collector import Collector, CollectorSetup
@@ -173,8 +174,7 @@ class PolicyHost:
 
     async def _connection(self, reader: asyncio.StreamReader,
                           writer: asyncio.StreamWriter, genuine: bool = False) -> None:
-        peer = writer.get_extra_info("peername")
-        conn = Conn(f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer))
+        conn = Conn(address_text(writer.get_extra_info("peername")))
         sites = self._sites  # this connection's view, even if configure() runs meanwhile
         plans = [] if genuine else interceptions(sites)
         if plans:
@@ -353,7 +353,7 @@ class PolicyHost:
             return
         # not ``applied``: the attack fired only once mitmproxy presented its certificate
         self.emit(POLICY, "intercept", {"peer": conn.peer, "attacks": applied,
-                                        "to": f"{address[0]}:{address[1]}",
+                                        "to": address_text(address),
                                         "via": address_text(up_writer.get_extra_info("sockname"))})
         self._writers.add(up_writer)
         try:

@@ -12,6 +12,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from lab.addresses import address_text
 from lab.events import PROXY, Emit
 from lab.pki import LabPKI
 from lab.proxy.leg import Leg
@@ -38,10 +39,7 @@ DIRECTIONS: tuple[tuple[Side, Side], ...] = (("client", "server"), ("server", "c
 
 
 def _peer(writer: asyncio.StreamWriter) -> str:
-    peer = writer.get_extra_info("peername")
-    if isinstance(peer, tuple) and len(peer) >= 2:
-        return f"{peer[0]}:{peer[1]}"
-    return str(peer)
+    return address_text(writer.get_extra_info("peername"))
 
 
 class Connection:

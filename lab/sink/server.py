@@ -21,6 +21,7 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session, TLSSetupException
 
+from lab.addresses import address_text
 from lab.events import COLLECTOR, SINK, Emit
 from lab.pki import LabPKI
 from lab.tlsrpt import REPORT_DOMAIN, examine
@@ -45,10 +46,7 @@ def _norm(name: str) -> str:
 
 
 def _peer(session: Session) -> str:
-    peer = session.peer
-    if isinstance(peer, tuple) and len(peer) >= 2:
-        return f"{peer[0]}:{peer[1]}"
-    return str(peer)
+    return address_text(session.peer)
 
 
 def _domain_of(address: str) -> str:
