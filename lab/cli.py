@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lab import __version__, backends, checklist, expectations, report, senders, shard
+from lab import __version__, backends, checklist, cli_checks, expectations, report, senders, shard
 from lab.attack_options import attack_options, option_type_text
 from lab.attacks import Attack, load_all
 from lab.backends.base import Backend, BackendUnavailable
@@ -67,6 +67,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     scenarios = _scenarios(args)
     sender_names = args.sender or ["reference", "opportunistic"]
     for name in sender_names:
+        if name == cli_checks.ALL_REAL:
+            continue
         if not senders.is_known(name):
             raise UsageError(f"--sender {name}: unknown sender "
                              f"(known: {', '.join(senders.known_names())})")
@@ -78,6 +80,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if missing:
         raise UsageError(f"--backend {args.backend} cannot run here: {'; '.join(missing)} "
                          "(see mtasts-lab doctor)")
+    if cli_checks.ALL_REAL in sender_names:
+        sender_names = cli_checks.all_real(sender_names, args.backend, backend_cls)
     for name in sender_names:
         cls = Sender.registry.get(name)
         if args.backend not in cls.backends:
@@ -273,7 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="scenario ids, theme folders or YAML files (default: the catalogue)")
     run.add_argument("--sender", action="append", metavar="NAME",
                      help="sender under test, repeatable (default: reference and "
-                          "opportunistic)")
+                          "opportunistic); all-real: every real MTA this machine can run on "
+                          "the backend")
     run.add_argument("--backend", default="loopback", metavar="NAME",
                      help="where the world runs (default: loopback)")
     run.add_argument("--json", metavar="FILE", help="write the results as JSON")

@@ -5,11 +5,17 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import sys
 import tempfile
 import typing
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lab.yaml_input import one_line
+
+if TYPE_CHECKING:
+    from lab.backends.base import Backend
 
 EXIT_USAGE = 2
 
@@ -85,3 +91,29 @@ def outputs(args: argparse.Namespace) -> dict[str, Path | None]:
             if resolved == again:
                 raise UsageError(f"--{flag} and --{other} name the same file {resolved}")
     return outs
+
+
+ALL_REAL = "all-real"
+"""``--sender all-real``: every real MTA that runs on the backend and on this machine."""
+
+
+def all_real(names: Sequence[str], backend: str, backend_cls: type[Backend]) -> list[str]:
+    """``names`` with ``all-real`` replaced by every real MTA (an ``MtaSender``) that runs on
+    ``backend`` and on this machine; the ones left out are named on stderr."""
+    from lab.senders.base import Sender
+    from lab.senders.mta import MtaSender
+
+    real: list[str] = []
+    absent: list[str] = []
+    for name, cls in Sender.registry.items():
+        if not issubclass(cls, MtaSender) or backend not in cls.backends:
+            continue
+        missing = backend_cls.sender_missing(cls)
+        (absent.append(f"{name} ({'; '.join(missing)})") if missing else real.append(name))
+    for line in absent:
+        print(f"--sender {ALL_REAL}: left out {line}", file=sys.stderr)
+    if not real:
+        raise UsageError(f"--sender {ALL_REAL}: no real MTA can run on --backend {backend} "
+                         "here (see mtasts-lab doctor)")
+    chosen = [n for n in names if n != ALL_REAL]
+    return chosen + [n for n in real if n not in chosen]

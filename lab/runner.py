@@ -199,14 +199,14 @@ class Runner:
             return self._skip(sender, scenario, phase, missing)
         message = OutgoingMessage.probe(phase.rcpt, scenario.id, phase.name,
                                         phase.world.smart_host)
-        known = scenario.known_failures.get(sender.name) if phase.bears_known_failures \
-            else None
+        known = type(sender).known_failure(scenario.known_failures, phase.name) \
+            if phase.bears_known_failures else None
         expect_report = phase.expect.report
         reports: list[Any] = []
         if expect_report is not None and phase.name != "baseline":
             # close the period before the phase, so that its report covers this phase only
             before = self.events.mark()
-            await sender.flush_reports()
+            await sender.start_period()
             await reports_settled(self.events, before, lambda _ev: False,
                                   sender_reports=type(sender).reports_tlsrpt, grace_s=0.0)
         mark = self.events.mark()

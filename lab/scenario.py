@@ -7,6 +7,7 @@ Every error names the file and the field, and is raised as ``ScenarioError``.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterable, Mapping
 from importlib import resources
 from pathlib import Path
@@ -198,12 +199,17 @@ def parse(data: Any, path: str, scenario_id: str) -> Scenario:
                  else ())
     from lab import senders  # here: sender modules may one day import the scenario model
 
-    for sender, reason in kf.data.items():
-        if not senders.is_known(str(sender)):
-            raise kf.error(str(sender), "unknown sender "
+    bearing = [p.name for p in phases if p.bears_known_failures]
+    for key, reason in kf.data.items():
+        sender, phase_name = split_known_key(str(key))
+        if not senders.is_known(sender):
+            raise kf.error(str(key), "unknown sender "
                            f"(known: {', '.join(senders.known_names())})")
+        if phase_name is not None and phase_name not in bearing:
+            raise kf.error(str(key), f"no phase {phase_name!r} that known failures apply to "
+                           f"(attack or report phases: {', '.join(bearing) or 'none'})")
         if not isinstance(reason, str) or not reason.strip():
-            raise kf.error(str(sender), "must give the reason as a non-empty string")
+            raise kf.error(str(key), "must give the reason as a non-empty string")
 
     baseline: Phase | None = None
     if any(p.is_attack for p in phases):
@@ -236,6 +242,16 @@ def load_text(text: str, path: str, scenario_id: str) -> Scenario:
     return parse(data, path, scenario_id)
 
 
+_KNOWN_KEY = re.compile(r"(?P<sender>[^\s\[\]]+)(?: \[(?P<phase>[^\[\]]+)\])?")
+
+
+def split_known_key(key: str) -> tuple[str, str | None]:
+    """A ``known_failures`` key: ``<sender>`` (every attack or report phase) or ``<sender>
+    [<phase>]`` (that phase alone)."""
+    m = _KNOWN_KEY.fullmatch(key)
+    return (m["sender"], m["phase"]) if m else (key, None)
+
+
 def load_file(path: Path, root: Path | None = None) -> Scenario:
     scenario_id = path.stem
     if root is not None:
@@ -247,6 +263,13 @@ def load_file(path: Path, root: Path | None = None) -> Scenario:
     scenario = parse(data, str(path), scenario_id)
     extra = known_failures.by_scenario().get(scenario_id) if root is not None else None
     if extra:  # lab/known_failures/<sender>.yaml; the scenario's own entries win
+        bearing = {p.name for p in scenario.phases if p.bears_known_failures}
+        for key in extra:
+            phase = split_known_key(key)[1]
+            if phase is not None and phase not in bearing:
+                sender = split_known_key(key)[0]
+                raise ScenarioError(f"lab/known_failures/{sender}.yaml", f"{scenario_id} [{phase}]",
+                                    "no such attack or report phase in the scenario")
         scenario = dataclasses.replace(scenario, known_failures={**extra,
                                                                  **scenario.known_failures})
     return scenario

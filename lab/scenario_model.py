@@ -78,7 +78,9 @@ class Phase:
 
     @property
     def bears_known_failures(self) -> bool:
-        return self.is_attack and not self.primes
+        """An attack phase, or one whose TLS report is judged (its world edit is the test),
+        unless it only primes the sender's cache."""
+        return (self.is_attack or self.expect.report is not None) and not self.primes
 
 
 @dataclass(frozen=True)

@@ -65,16 +65,28 @@ def test_the_context_is_made_without_a_venv_after_an_interrupted_build(tmp_path:
     names = zipfile.ZipFile(wheel).namelist()
     assert "lab/senders/agent.py" in names and "fake_dns/server.py" in names
     assert "lab/lab" not in names  # nothing from the stale build/ folder
-    for deps in ("deps", "deps-lab"):
+    # one set per Python and extras (lab/images.txt): the Debian 12 images' 3.11, the
+    # Debian 13 ones' 3.13
+    sets = {"deps-311-none", "deps-311-mitm", "deps-313-none", "deps-313-tlsrpt"}
+    assert {p.name for p in context.iterdir() if p.name.startswith("deps-")} == sets
+    for deps in sets:
         assert (context / deps / "requirements.txt").is_file()
         assert list((context / deps).glob("aiosmtpd-*.whl")), deps
-    # the lab image's set carries mitmproxy (the policy-mitm attack in the policy container);
-    # the senders' set does not
-    assert list((context / "deps-lab").glob("mitmproxy-*.whl"))
-    assert not list((context / "deps").glob("mitmproxy-*.whl"))
-    # every dependency is a wheel for the images' Python (no source archive to build there)
-    assert not [p.name for p in (context / "deps-lab").iterdir()
-                if p.name.endswith((".tar.gz", ".zip"))]
+        # every dependency is a wheel for that Python (no source archive to build there)
+        assert not [p.name for p in (context / deps).iterdir()
+                    if p.name.endswith((".tar.gz", ".zip"))], deps
+    # the lab image's set carries mitmproxy (the policy-mitm attack in the policy container),
+    # postfix-3.10's the TLSRPT daemons; the other senders' sets neither
+    assert list((context / "deps-311-mitm").glob("mitmproxy-*.whl"))
+    assert list((context / "deps-313-tlsrpt").glob("tlsrpt_reporter-*.whl"))
+    assert not list((context / "deps-311-none").glob("mitmproxy-*.whl"))
+    assert not list((context / "deps-313-none").glob("tlsrpt_reporter-*.whl"))
+    # compiled dependencies come for the right interpreter
+    assert list((context / "deps-313-none").glob("[Pp][Yy][Yy][Aa][Mm][Ll]-*-cp313-*.whl"))
+    assert list((context / "deps-311-none").glob("[Pp][Yy][Yy][Aa][Mm][Ll]-*-cp311-*.whl"))
+    # a Dockerfile for every row of the table
+    assert {p.name for p in (context / "dockerfiles").iterdir()} == {
+        "lab", "postfix", "exim", "sendmail", "chasquid"}
     # the checkout is untouched by the build (its stale build/ is still what it was)
     assert (tree / "build" / "lib" / "lab").read_text() == "left by an interrupted build\n"
 

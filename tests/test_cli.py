@@ -237,3 +237,59 @@ known_failures: {postfx: a typo}
     assert "unknown sender (known: " in str(info.value)
     for name in senders.known_names():
         assert name in str(info.value)
+
+
+def test_known_failures_for_one_phase_apply_to_that_phase_alone(tmp_path: Path) -> None:
+    from lab import senders
+    from lab.scenario import ScenarioError, load_file
+    from lab.senders import Sender
+
+    senders.load_all()
+    body = """
+summary: s
+refs: [x]
+teach: t
+phases:
+  - {name: strip, attacks: [strip-starttls], expect: {outcome: not-delivered}}
+  - {name: expired, attacks: [{swap-certificate: {certificate: expired}}],
+     expect: {outcome: not-delivered}}
+"""
+    scenario = load_file(write(tmp_path, "kf.yaml", body + """
+known_failures: {"exim [expired]": one phase, chasquid: every phase}
+"""))
+    exim, chasquid = Sender.registry.get("exim"), Sender.registry.get("chasquid")
+    exim498 = Sender.registry.get("exim-4.98")  # held to exim's known failures
+    assert exim.known_failure(scenario.known_failures, "expired") == "one phase"
+    assert exim.known_failure(scenario.known_failures, "strip") is None
+    assert exim498.known_failure(scenario.known_failures, "expired") == "one phase"
+    assert chasquid.known_failure(scenario.known_failures, "strip") == "every phase"
+    for key, words in (('"exim [nope]"', "no phase 'nope' that known failures apply to"),
+                       ('"exm [strip]"', "unknown sender")):
+        with pytest.raises(ScenarioError) as info:
+            load_file(write(tmp_path, "bad.yaml", body + f"known_failures: {{{key}: x}}\n"))
+        assert words in str(info.value)
+        assert info.value.field == f"known_failures.{key.strip(chr(34))}"
+
+
+def test_all_real_is_every_real_mta_the_backend_and_machine_can_run(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from lab import senders
+    from lab.backends.base import Backend
+    from lab.cli_checks import UsageError, all_real
+    from lab.senders.base import Sender
+
+    senders.load_all()
+
+    class Here(Backend):  # a machine with Postfix only (not registered: no name)
+        @classmethod
+        def sender_missing(cls, sender: type[Sender]) -> list[str]:
+            return [] if sender.name in ("postfix", "chasquid") else ["not installed"]
+
+    assert all_real(["all-real"], "netns", Here) == ["chasquid", "postfix"]
+    err = capsys.readouterr().err
+    assert "left out postfix-pypi (not installed)" in err and "reference" not in err
+    # named senders stay first, none twice; compose-only MTAs are not netns ones
+    assert all_real(["postfix", "all-real"], "netns", Here) == ["postfix", "chasquid"]
+    assert "exim" not in capsys.readouterr().err
+    with pytest.raises(UsageError, match="no real MTA can run on --backend loopback"):
+        all_real(["all-real"], "loopback", Here)

@@ -14,7 +14,7 @@ from lab.backends.services import Services
 from lab.events import EventLog
 from lab.pki import LabPKI
 from lab.registry import Registered, Registry
-from lab.senders.base import SenderEnv
+from lab.senders.base import Sender, SenderEnv
 from lab.world import Topology
 
 
@@ -36,6 +36,11 @@ class Backend(Registered):
     def check(cls) -> list[str]:
         """What is missing on this machine for this backend (empty: it can run)."""
         return []
+
+    @classmethod
+    def sender_missing(cls, sender: type[Sender]) -> list[str]:
+        """What this machine lacks to run ``sender`` on this backend (empty: it can)."""
+        return sender.check()
 
     @classmethod
     def cleanup_leftovers(cls) -> list[str]:

@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import os
 import shutil
+import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -34,10 +36,12 @@ from lab.backends.compose_place import ComposePlace
 from lab.control import ControlClient, ControlError, RemoteServices, ca_fingerprint
 from lab.events import RUNNER, EventLog
 from lab.pki import LabPKI
-from lab.senders.base import SenderEnv
+from lab.senders.base import Sender, SenderEnv
 from lab.world import MAX_MX, Topology
 
 NET = "10.254.0"
+LOCK_DIR = Path("/run/lock") if Path("/run/lock").is_dir() else Path("/tmp")
+"""Where a run holds its compose project's lock (``mtasts-lab-compose-<project>.lock``)."""
 DNS_ADDR, POLICY_ADDR, ATTACKER_ADDR = f"{NET}.2", f"{NET}.3", f"{NET}.30"
 FRONTS = tuple(f"{NET}.{11 + i}" for i in range(MAX_MX))
 BACKS = tuple(f"{NET}.{21 + i}" for i in range(MAX_MX))
@@ -68,6 +72,7 @@ class ComposeBackend(Backend):
         self._started = False
         self.reused = False
         self.bringup_s: float | None = None
+        self._lock: tuple[int, Path] | None = None
 
     @classmethod
     def check(cls) -> list[str]:
@@ -93,9 +98,40 @@ class ComposeBackend(Backend):
         return missing
 
     @classmethod
+    def sender_missing(cls, sender: type[Sender]) -> list[str]:
+        image = cd.SENDER_IMAGES.get(sender.name)
+        if image is None:
+            return [f"no image for {sender.name} in lab/images.txt"]
+        try:
+            docker = cd.client()
+        except cd.DockerUnavailable as exc:
+            return [str(exc)]
+        try:
+            docker.images.get(image)
+        except Exception:
+            return [f"image {image} (scripts/build-images --only {sender.name})"]
+        finally:
+            docker.close()
+        return []
+
+    @classmethod
     def cleanup_leftovers(cls) -> list[str]:
         """``mtasts-lab down``: remove the lab's compose project (containers, network), kept
-        or left by a crash. Nothing when no daemon answers."""
+        or left by a crash. Nothing when no daemon answers, and nothing while a run holds
+        the project (it is in use, not left behind)."""
+        try:
+            lock = hold_project_lock()
+        except ProjectInUse as exc:
+            print(f"compose: project {cd.PROJECT} is in use by a run (pid {exc.holder}): "
+                  "left alone", file=sys.stderr)
+            return []
+        try:
+            return cls._remove_leftovers()
+        finally:
+            release_project_lock(lock)
+
+    @classmethod
+    def _remove_leftovers(cls) -> list[str]:
         try:
             docker = cd.client()
         except cd.DockerUnavailable:
@@ -111,6 +147,23 @@ class ComposeBackend(Backend):
         asyncio.run(remove_project())
         return [f"container {name}" for name in found] + [f"network {name}" for name in nets]
 
+    # -- one run per project ------------------------------------------------------------------
+
+    def _hold_project(self) -> None:
+        """Hold the project's lock for this run: a second run on the same project (another
+        process) would reset and remove the first one's containers under it."""
+        try:
+            self._lock = hold_project_lock()
+        except ProjectInUse as exc:
+            raise BackendUnavailable(
+                f"compose: another mtasts-lab run (pid {exc.holder}) is using project "
+                f"{cd.PROJECT}; one lab at a time per project (fixed addresses)") from None
+
+    def _release_project(self) -> None:
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            release_project_lock(lock)
+
     # -- up ---------------------------------------------------------------------------------
 
     async def up(self, run_dir: Path, pki: LabPKI, events: EventLog) -> Topology:
@@ -121,6 +174,7 @@ class ComposeBackend(Backend):
         if self._active:
             raise BackendUnavailable("compose runs one lab at a time (fixed addresses): "
                                      "use -j 1")
+        self._hold_project()
         self._active.add(id(self))
         self._pki, self._events = pki, events
         self._started = True
@@ -314,6 +368,7 @@ class ComposeBackend(Backend):
         if pumps:
             await asyncio.wait(pumps, timeout=5)
         if not self._started:
+            self._release_project()
             return
         self._started = False
         self._active.discard(id(self))
@@ -328,6 +383,37 @@ class ComposeBackend(Backend):
             if self.docker is not None:
                 await asyncio.to_thread(self.docker.close)
                 self.docker = None
+            self._release_project()
+
+
+class ProjectInUse(Exception):
+    """Another process holds the compose project's lock (``holder``: its pid)."""
+
+    def __init__(self, holder: str) -> None:
+        super().__init__(holder)
+        self.holder = holder
+
+
+def hold_project_lock() -> tuple[int, Path]:
+    """Take the compose project's lock (``LOCK_DIR/mtasts-lab-compose-<project>.lock``,
+    holding this process's pid) or raise ``ProjectInUse``."""
+    path = LOCK_DIR / f"mtasts-lab-compose-{cd.PROJECT}.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise ProjectInUse(holder) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd, path
+
+
+def release_project_lock(lock: tuple[int, Path]) -> None:
+    with contextlib.suppress(OSError):
+        lock[1].unlink()
+    os.close(lock[0])
 
 
 async def remove_project() -> str:

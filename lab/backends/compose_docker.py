@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lab import images as compose_images
+
 PRIVATE_SOCKET = "/var/lib/mtasts-lab-docker/docker.sock"
 PROJECT = os.environ.get("MTASTS_LAB_COMPOSE_PROJECT", "mtasts-lab")
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,9 +50,8 @@ COMPOSE_FILE = _find_compose_file()
 RUN_DIR = Path(os.environ.get("MTASTS_LAB_RUN_DIR", "/run/mtasts-lab-compose"))
 SUBNET = "10.254.0.0/24"
 LAB_IMAGE = "mtasts-lab/lab:latest"
-SENDER_IMAGES = {"postfix": "mtasts-lab/postfix:latest", "exim": "mtasts-lab/exim:latest",
-                 "sendmail": "mtasts-lab/sendmail:latest"}
-SENDER_PROFILES = {"exim": "exim", "sendmail": "sendmail"}
+SENDER_IMAGES = compose_images.SENDER_IMAGES
+SENDER_PROFILES = compose_images.SENDER_PROFILES
 
 
 def all_profiles() -> list[str]:

@@ -1,6 +1,8 @@
 """Known failures kept beside the catalogue, one file per sender: ``<sender>.yaml`` maps a
-scenario id to the reason (with a log excerpt). The scenario loader merges them into each
-scenario's ``known_failures``; an entry in the scenario's own YAML wins."""
+scenario id (every attack or report phase of it) or ``<scenario id> [<phase>]`` (that phase
+alone) to the reason (with a log excerpt). The scenario loader merges them into each
+scenario's ``known_failures`` (as ``<sender>`` or ``<sender> [<phase>]``); an entry in the
+scenario's own YAML wins."""
 
 from __future__ import annotations
 
@@ -29,5 +31,7 @@ def by_scenario(root: Path | None = None) -> Mapping[str, Mapping[str, str]]:
             if not isinstance(reason, str) or not reason.strip():
                 raise KnownFailuresError(f"{path}: {scenario_id}: the reason must be a "
                                          "non-empty string")
-            found.setdefault(str(scenario_id), {})[path.stem] = reason
+            sid, _, phase = str(scenario_id).partition(" [")
+            key = f"{path.stem} [{phase}" if phase else path.stem
+            found.setdefault(sid, {})[key] = reason
     return found

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate
@@ -102,6 +102,9 @@ class Sender(Registered):
     reports_tlsrpt: ClassVar[bool] = False
     """The sender sends TLS reports (RFC 8460) and ``flush_reports`` ends its period; the
     runner waits for the reports of such a sender, and only a short grace for the others."""
+    known_failures_as: ClassVar[str] = ""
+    """Another sender whose known failures this one is held to where it has none of its own
+    (another version of the same program: Exim 4.98 as Exim 4.96); strict all the same."""
     smart_host: ClassVar[str] = ""
     """How the adapter relays a message through a smart host (``OutgoingMessage.smart_host``),
     in a few words; '' when it cannot: such phases are skipped with the reason."""
@@ -115,6 +118,20 @@ class Sender(Registered):
     def version(cls) -> str:
         """The program's version as installed here ('' where it has none of its own)."""
         return ""
+
+    @classmethod
+    def known_failure(cls, known: Mapping[str, str], phase: str) -> str | None:
+        """This sender's reason for ``phase`` in a scenario's ``known_failures``: the entry
+        ``<sender> [<phase>]`` for that phase alone, else ``<sender>`` for every phase that
+        bears known failures; the sender it is held to as (``known_failures_as``) after its
+        own. None: it must pass."""
+        for name in (cls.name, cls.known_failures_as):
+            if not name:
+                continue
+            for key in (f"{name} [{phase}]", name):
+                if key in known:
+                    return known[key]
+        return None
 
     def relays(self) -> str:
         """How this sender, as started, relays through a smart host ('' when it cannot)."""
@@ -132,6 +149,11 @@ class Sender(Registered):
 
     async def close(self) -> None:
         raise NotImplementedError
+
+    async def start_period(self) -> None:
+        """Begin a reporting period before a phase whose report is judged: what came before
+        must not be in it. The default closes the period like ``flush_reports``."""
+        await self.flush_reports()
 
     async def flush_reports(self) -> None:
         """Close the TLS-RPT reporting period now and start delivering its reports (RFC 8460

@@ -1,4 +1,5 @@
-"""The ``chasquid`` sender: chasquid (Debian 12's 1.11), a Go MTA with its own MTA-STS client.
+"""The chasquid senders, a Go MTA with its own MTA-STS client: ``chasquid`` (Debian 12's
+1.11, netns) and ``chasquid-1.15`` (Debian 13's, in its container on compose).
 
 A private instance per run where the backend's ``Place`` runs it (netns: the sender's
 namespace): a config directory with a per-run certificate for ``sender.test`` (chasquid will
@@ -8,9 +9,10 @@ on stdout and the debug log (``-v 1``) on stderr, ``mail_delivery_agent_bin`` ``
 Trust: ``SSL_CERT_FILE`` names the lab CA and ``SSL_CERT_DIR`` is unset (Go reads the roots
 once per process: a new CA is a new instance).
 
-Injection: SMTP submission on ``127.0.0.1:587`` where chasquid runs, STARTTLS, AUTH PLAIN as
-a user made with ``chasquid-util`` for this run. chasquid does not log the Message-ID, so the
-submitting connection's own address ties the ``queued`` line's queue id to the message
+Injection: SMTP submission on ``127.0.0.1:587`` where chasquid runs (``submit``, run there by
+python3 through the place: the same on every backend), STARTTLS, AUTH PLAIN as a user made
+with ``chasquid-util`` for this run. chasquid does not log the Message-ID, so the submitting
+connection's source port, chosen here, ties the ``queued`` line's queue id to the message
 (``ChasquidLog``).
 
 Reset between scenarios: chasquid keeps policies in ``data_dir/sts-cache`` and, checked
@@ -24,17 +26,17 @@ the retry's result is ignored (the first decision counts).
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import contextlib
+import hashlib
+import inspect
 import os
 import secrets
 import shutil
-import ssl
 import subprocess
+import textwrap
 import time
 from pathlib import Path
 
+from lab import images
 from lab.senders.base import OutgoingMessage
 from lab.senders.chasquid_log import ChasquidLog
 from lab.senders.mta import MtaSender, SenderFailed
@@ -46,6 +48,11 @@ HOSTNAME = "sender.test"
 USER = "probe@sender.test"
 SUBMISSION = ("127.0.0.1", 587)
 SUBMIT_TIMEOUT_S = 20.0
+SOURCE_PORTS = (20000, 30000)
+"""The submitting connection's source port is drawn from here: below Linux's ephemeral
+range, so chasquid's own outgoing connections never hold one."""
+PORT_IN_USE = 75
+SUBMIT_TRIES = 5
 STATE_DIRS = ("queue", "sts-cache", "domaininfo")
 
 
@@ -68,7 +75,6 @@ class ChasquidSender(MtaSender):
     def __init__(self) -> None:
         super().__init__()
         self.log = ChasquidLog()
-        self.password = secrets.token_urlsafe(18)
 
     @classmethod
     def version(cls) -> str:
@@ -107,8 +113,8 @@ class ChasquidSender(MtaSender):
         shutil.copyfile(ca_file, root / "lab-ca.pem")
         (conf / "chasquid.conf").write_text(chasquid_conf(root))
         out = subprocess.run([UTIL, f"--configdir={conf}", "user-add", USER,
-                              f"--password={self.password}"], capture_output=True, text=True,
-                             timeout=30, check=False)
+                              f"--password={submission_password(ca_file)}"],
+                             capture_output=True, text=True, timeout=30, check=False)
         if out.returncode != 0:
             raise SenderFailed(f"chasquid-util user-add: {(out.stdout + out.stderr).strip()}")
 
@@ -146,64 +152,77 @@ class ChasquidSender(MtaSender):
         self._time("reset", started)
 
     async def inject(self, message: OutgoingMessage) -> None:
+        """Submit where chasquid runs (``submit`` by the place's python3), from a source port
+        chosen here, so that the ``queued`` line's ``ip=`` names this message."""
         assert self.place is not None
         started = time.monotonic()
-        try:
-            await asyncio.wait_for(self._submit(message), SUBMIT_TIMEOUT_S)
-        except (OSError, TimeoutError, ssl.SSLError) as exc:
-            raise SenderFailed(f"chasquid: submission failed: {exc!r}") from exc
+        assert self.env is not None
+        code = textwrap.dedent(inspect.getsource(submit)) + "\nsubmit(*sys.argv[1:])\n"
+        password = submission_password(self.env.ca_file)
+        for _ in range(SUBMIT_TRIES):
+            port = secrets.randbelow(SOURCE_PORTS[1] - SOURCE_PORTS[0]) + SOURCE_PORTS[0]
+            self.log.expect(f"{SUBMISSION[0]}:{port}", message.message_id, message.rcpt_to)
+            self.injected(message.message_id)
+            rc, out = await self.place.run(
+                ["python3", "-c", "import sys\n" + code, SUBMISSION[0], str(SUBMISSION[1]),
+                 str(port), USER, password, HOSTNAME, message.mail_from, message.rcpt_to],
+                stdin=message.as_bytes(), timeout=SUBMIT_TIMEOUT_S)
+            if rc != PORT_IN_USE:
+                break
+        if rc != 0:
+            raise SenderFailed(f"chasquid: submission failed ({rc}): {out.strip()[-300:]}")
         self._time("inject", started)
 
-    async def _submit(self, message: OutgoingMessage) -> None:
-        assert self.place is not None
-        reader, writer = await self.place.open_connection(*SUBMISSION)
 
-        async def reply() -> tuple[int, str]:
-            lines = []
-            while True:
-                raw = await reader.readline()
-                if not raw:
-                    raise SenderFailed("chasquid: submission connection closed")
-                text = raw.decode(errors="replace").rstrip("\r\n")
-                lines.append(text)
-                if len(text) < 4 or text[3] != "-":
-                    return int(text[:3]), "\n".join(lines)
+def submission_password(ca_file: Path) -> str:
+    """The probe user's password, derived from this run's lab CA: the adapter that writes the
+    instance (where chasquid runs: in a container, the agent's) and the one that submits
+    (the runner's) each compute it."""
+    return hashlib.sha256(b"mtasts-lab chasquid submission\0" + ca_file.read_bytes()).hexdigest()
 
-        async def cmd(line: str, want: int) -> None:
-            writer.write(line.encode() + b"\r\n")
-            await writer.drain()
-            code, text = await reply()
-            if code != want:
-                raise SenderFailed(f"chasquid: {line.split()[0]} answered {text!r}")
 
-        try:
-            await reply()
-            await cmd("EHLO lab-submitter.test", 250)
-            await cmd("STARTTLS", 220)
-            ctx = ssl.create_default_context()
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE  # its own throwaway certificate
-            await writer.start_tls(ctx, server_hostname=HOSTNAME)
-            await cmd("EHLO lab-submitter.test", 250)
-            token = base64.b64encode(f"\0{USER}\0{self.password}".encode()).decode()
-            await cmd(f"AUTH PLAIN {token}", 235)
-            client = "{}:{}".format(*writer.get_extra_info("sockname")[:2])
-            self.log.expect(client, message.message_id, message.rcpt_to)
-            self.injected(message.message_id)
-            await cmd(f"MAIL FROM:<{message.mail_from}>", 250)
-            await cmd(f"RCPT TO:<{message.rcpt_to}>", 250)
-            await cmd("DATA", 354)
-            body = message.as_bytes().replace(b"\r\n.", b"\r\n..")
-            if not body.endswith(b"\r\n"):
-                body += b"\r\n"
-            writer.write(body + b".\r\n")
-            await writer.drain()
-            code, text = await reply()
-            if code != 250:
-                raise SenderFailed(f"chasquid: DATA answered {text!r}")
-            writer.write(b"QUIT\r\n")
-            await writer.drain()
-        finally:
-            writer.close()
-            with contextlib.suppress(OSError, ssl.SSLError):
-                await writer.wait_closed()
+def submit(host: str, port: str, source_port: str, user: str, password: str, tls_name: str,
+           mail_from: str, rcpt_to: str) -> None:
+    """Submit the message on stdin over STARTTLS and AUTH PLAIN from ``source_port``. Runs
+    where chasquid runs (its own source: no lab import); exit 75 if the port is taken."""
+    import base64
+    import errno
+    import smtplib
+    import ssl
+    import sys
+
+    try:
+        smtp = smtplib.SMTP(host, int(port), timeout=20,
+                            source_address=("127.0.0.1", int(source_port)))
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            sys.exit(75)
+        raise
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE  # chasquid's own throwaway certificate
+    smtp.ehlo("lab-submitter.test")
+    smtp.starttls(context=ctx)
+    smtp.ehlo("lab-submitter.test")
+    token = base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+    code, text = smtp.docmd("AUTH", "PLAIN " + token)
+    if code != 235:
+        sys.exit(f"AUTH answered {code} {text!r}")
+    smtp.sendmail(mail_from, [rcpt_to], sys.stdin.buffer.read())
+    smtp.quit()
+
+
+class Chasquid115Sender(ChasquidSender):
+    name = "chasquid-1.15"
+    known_failures_as = "chasquid"
+    summary = ("chasquid 1.15 (Debian 13) in a container, its own MTA-STS client: domaininfo "
+               "and STS cache reset per scenario (compose backend)")
+    backends = ("compose",)
+
+    @classmethod
+    def version(cls) -> str:
+        return images.version(cls.name)
+
+    @classmethod
+    def check(cls) -> list[str]:
+        return []  # nothing on this host: it runs in its image (the compose place checks it)

@@ -19,10 +19,11 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from lab import images
 from lab.senders.base import BOUNCED, DEFERRED, SENT, OutgoingMessage
 from lab.senders.message_log import MessageLog
 from lab.senders.mta import MtaSender
-from lab.senders.place import Daemon
+from lab.senders.place import Daemon, follow_file
 
 CONFIG_PATH = Path("/etc/exim4/exim4.conf")
 CA_PATH = Path("/etc/exim4/lab-ca.pem")
@@ -162,7 +163,7 @@ class EximSender(MtaSender):
 
     @classmethod
     def version(cls) -> str:
-        return "4 (its image)"
+        return images.version(cls.name)
 
     def __init__(self) -> None:
         super().__init__()
@@ -179,7 +180,7 @@ class EximSender(MtaSender):
         shutil.chown(MAINLOG, "Debian-exim", "adm")
 
     def daemons(self, root: Path) -> list[Daemon]:
-        return [Daemon("exim", ("tail", "-n0", "-F", str(MAINLOG)), ready="daemon started"),
+        return [follow_file("exim", MAINLOG, ready="daemon started"),
                 Daemon("exim-daemon", ("/usr/sbin/exim4", "-bdf", "-q2s"))]
 
     def on_line(self, tag: str, line: str) -> None:
@@ -212,3 +213,10 @@ class EximSender(MtaSender):
         self.injected(message.message_id)
         await self.run("/usr/sbin/exim4", "-f", message.mail_from, "-i", "--",
                        message.rcpt_to, stdin=message.as_bytes())
+
+
+class Exim498Sender(EximSender):
+    name = "exim-4.98"
+    summary = ("Exim 4.98 (Debian 13) in a container: no MTA-STS client, the second real-MTA "
+               "negative control (compose backend)")
+    known_failures_as = "exim"

@@ -52,6 +52,13 @@ class Daemon:
     stop_signal: int = signal.SIGTERM
 
 
+def follow_file(tag: str, path: Path, ready: str = "") -> Daemon:
+    """A daemon that hands over the lines appended to a log file (``tail -F``). Its poll
+    interval is short: in a container (overlayfs) tail polls rather than uses inotify, and
+    at its default of 1 s each line, and with it each decision, came up to a second late."""
+    return Daemon(tag, ("tail", "-n0", "-F", "-s", "0.05", str(path)), ready=ready)
+
+
 class MtaSetup(Protocol):
     """What a place needs from an MTA adapter to bring its instance up."""
 

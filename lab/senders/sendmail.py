@@ -29,6 +29,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from lab import images
 from lab.senders.base import OutgoingMessage
 from lab.senders.mta import MtaSender
 from lab.senders.place import Daemon
@@ -103,7 +104,7 @@ class SendmailSender(MtaSender):
 
     @classmethod
     def version(cls) -> str:
-        return "8.17 (its image)"
+        return images.version(cls.name)
 
     def __init__(self) -> None:
         super().__init__()

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 from lab.senders import exim, postfix
 from lab.senders.agent import parse_ready, split_line
@@ -148,3 +149,55 @@ def test_compose_settle_brings_in_lagging_events_once(tmp_path: Path) -> None:
     seen, asked = asyncio.run(go())
     assert seen == [0, 1, 2, 3, 4]
     assert asked == [2, 5]
+
+
+def test_one_run_at_a_time_holds_the_compose_project(tmp_path: Path, monkeypatch: Any) -> None:
+    import os
+
+    import pytest
+
+    from lab.backends import compose
+    from lab.backends.base import BackendUnavailable
+
+    monkeypatch.setattr(compose, "LOCK_DIR", tmp_path)
+    first, second = compose.ComposeBackend(), compose.ComposeBackend()
+    first._hold_project()
+    try:
+        with pytest.raises(BackendUnavailable, match=f"another mtasts-lab run \\(pid "
+                           f"{os.getpid()}\\) is using project"):
+            second._hold_project()
+    finally:
+        first._release_project()
+    assert not list(tmp_path.iterdir())  # the lock file goes with the run
+    second._hold_project()
+    second._release_project()
+
+
+def test_chasquid_submission_password_is_the_same_on_both_sides(tmp_path: Path) -> None:
+    from lab.senders.chasquid import submission_password
+
+    ca = tmp_path / "lab-ca.pem"
+    ca.write_bytes(b"-----BEGIN CERTIFICATE-----\nx\n")
+    other = tmp_path / "other.pem"
+    other.write_bytes(b"-----BEGIN CERTIFICATE-----\ny\n")
+    assert submission_password(ca) == submission_password(Path(str(ca)))
+    assert submission_password(ca) != submission_password(other)
+    assert len(submission_password(ca)) == 64
+
+
+def test_down_leaves_a_project_in_use_alone(tmp_path: Path, monkeypatch: Any,
+                                            capsys: Any) -> None:
+    from lab.backends import compose
+
+    monkeypatch.setattr(compose, "LOCK_DIR", tmp_path)
+    removed: list[str] = []
+    monkeypatch.setattr(compose.ComposeBackend, "_remove_leftovers",
+                        classmethod(lambda cls: removed.append("all") or ["container x"]))
+    running = compose.ComposeBackend()
+    running._hold_project()
+    try:
+        assert compose.ComposeBackend.cleanup_leftovers() == []
+        assert "is in use by a run" in capsys.readouterr().err and not removed
+    finally:
+        running._release_project()
+    assert compose.ComposeBackend.cleanup_leftovers() == ["container x"] and removed == ["all"]
