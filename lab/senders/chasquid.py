@@ -36,10 +36,9 @@ import textwrap
 import time
 from pathlib import Path
 
-from lab import images
 from lab.senders.base import OutgoingMessage
 from lab.senders.chasquid_log import ChasquidLog
-from lab.senders.mta import MtaSender, SenderFailed
+from lab.senders.mta import InItsImage, MtaSender, SenderFailed
 from lab.senders.place import Daemon
 
 BINARY = "/usr/bin/chasquid"
@@ -212,17 +211,10 @@ def submit(host: str, port: str, source_port: str, user: str, password: str, tls
     smtp.quit()
 
 
-class Chasquid115Sender(ChasquidSender):
+class Chasquid115Sender(InItsImage, ChasquidSender):
     name = "chasquid-1.15"
     known_failures_as = "chasquid"
     summary = ("chasquid 1.15 (Debian 13) in a container, its own MTA-STS client: domaininfo "
                "and STS cache reset per scenario (compose backend)")
     backends = ("compose",)
 
-    @classmethod
-    def version(cls) -> str:
-        return images.version(cls.name)
-
-    @classmethod
-    def check(cls) -> list[str]:
-        return []  # nothing on this host: it runs in its image (the compose place checks it)

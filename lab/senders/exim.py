@@ -19,10 +19,9 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab import images
 from lab.senders.base import BOUNCED, DEFERRED, SENT, OutgoingMessage
 from lab.senders.message_log import MessageLog
-from lab.senders.mta import MtaSender
+from lab.senders.mta import InItsImage, MtaSender
 from lab.senders.place import Daemon, follow_file
 
 CONFIG_PATH = Path("/etc/exim4/exim4.conf")
@@ -151,19 +150,12 @@ class EximLog(MessageLog):
         return mid_of, EximStatus(mid_of, qid, status, reason, mx, line)
 
 
-class EximSender(MtaSender):
+class EximSender(InItsImage, MtaSender):
     name = "exim"
     summary = ("Exim 4 (Debian exim4-daemon-light) in a container: no MTA-STS client, "
                "a real-MTA negative control (compose backend)")
     backends = ("compose",)
 
-    @classmethod
-    def check(cls) -> list[str]:
-        return []  # nothing on this host: it runs in its image (the compose place checks it)
-
-    @classmethod
-    def version(cls) -> str:
-        return images.version(cls.name)
 
     def __init__(self) -> None:
         super().__init__()

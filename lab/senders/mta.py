@@ -14,11 +14,28 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar
 
+from lab import images
 from lab.events import SENDER
 from lab.senders.base import DEFERRED, Sender, SenderEnv
 from lab.senders.place import Daemon, Place
 
 CMD_TIMEOUT_S = 20.0
+
+
+class InItsImage:
+    """For an MTA that runs only in its container image (compose): its version is what the
+    image table says (lab/images.txt) and this host needs nothing for it (the compose place
+    checks the image). Put first among the bases."""
+
+    name: ClassVar[str]
+
+    @classmethod
+    def check(cls) -> list[str]:
+        return []
+
+    @classmethod
+    def version(cls) -> str:
+        return images.version(cls.name)
 
 
 class SenderFailed(Exception):

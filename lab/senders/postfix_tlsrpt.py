@@ -29,9 +29,8 @@ import re
 import time
 from pathlib import Path
 
-from lab import images
 from lab.events import SENDER
-from lab.senders.mta import SenderFailed
+from lab.senders.mta import InItsImage, SenderFailed
 from lab.senders.place import Daemon, follow_file
 from lab.senders.postfix import PostfixSender
 
@@ -60,7 +59,7 @@ echo $! > "$dir/reportd.pid"
 """
 
 
-class Postfix310Sender(PostfixSender):
+class Postfix310Sender(InItsImage, PostfixSender):
     name = "postfix-3.10"
     summary = ("Postfix 3.10 (Debian 13) with postfix-mta-sts-resolver 1.5.0 and TLSRPT "
                "(libtlsrpt, tlsrpt-reporter): it reports over HTTPS and mail (compose backend)")
@@ -76,13 +75,6 @@ class Postfix310Sender(PostfixSender):
         self._rolled = asyncio.Event()
         self._reporting = False
 
-    @classmethod
-    def version(cls) -> str:
-        return images.version(cls.name)
-
-    @classmethod
-    def check(cls) -> list[str]:
-        return []  # nothing on this host: it runs in its image (the compose place checks it)
 
     # -- the instance ------------------------------------------------------------------------
 

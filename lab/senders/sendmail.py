@@ -29,9 +29,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from lab import images
 from lab.senders.base import OutgoingMessage
-from lab.senders.mta import MtaSender
+from lab.senders.mta import InItsImage, MtaSender
 from lab.senders.place import Daemon
 from lab.senders.postfix import flush_resolver_cache
 from lab.senders.sendmail_log import READY, SendmailLog, relay_command
@@ -92,19 +91,12 @@ MAILER(`smtp')dnl
 """
 
 
-class SendmailSender(MtaSender):
+class SendmailSender(InItsImage, MtaSender):
     name = "sendmail"
     summary = ("sendmail 8 (Debian, built with _FFR_MTA_STS) with FEATURE(`sts') and "
                "postfix-mta-sts-resolver in a container (compose backend)")
     backends = ("compose",)
 
-    @classmethod
-    def check(cls) -> list[str]:
-        return []  # nothing on this host: it runs in its image (the compose place checks it)
-
-    @classmethod
-    def version(cls) -> str:
-        return images.version(cls.name)
 
     def __init__(self) -> None:
         super().__init__()
