@@ -23,7 +23,9 @@ def expected_words(expect: ReportExpectation | Mapping[str, Any] | None) -> str:
     if data.get("policy_type"):
         parts.append(f"policy-type {data['policy_type']}")
     if data.get("result_type"):
-        parts.append(f"result-type {data['result_type']}")
+        wanted = data["result_type"]
+        parts.append("result-type " + (" or ".join(wanted) if isinstance(wanted, list)
+                                       else str(wanted)))
     for key, words in (("failures", "failed"), ("successes", "successful")):
         if data.get(key) is not None:
             parts.append(f"{data[key]} {words}")

@@ -103,12 +103,29 @@ def _report(e: Fields) -> ReportExpectation | None:
               for k in ("failures", "successes")}
     return ReportExpectation(
         policy_type=r.choice("policy_type", POLICY_TYPES) if r.has("policy_type") else None,
-        result_type=r.choice("result_type", RESULT_TYPES) if r.has("result_type") else None,
+        result_type=_result_types(r),
         failures=counts["failures"], successes=counts["successes"], mx_host=mx_host,
         transport=tuple(dict.fromkeys(transport)),
         level=r.choice("level", LEVELS, Level.SHOULD),
         reporter_level=r.choice("reporter_level", LEVELS) if r.has("reporter_level")
         else None)
+
+
+def _result_types(r: Fields) -> tuple[str, ...]:
+    """``result_type``: one result type, or a list of them where the RFC allows each."""
+    if not r.has("result_type"):
+        return ()
+    raw = r.data["result_type"]
+    if not isinstance(raw, list):
+        return (r.choice("result_type", RESULT_TYPES),)
+    names = r.str_list("result_type")
+    for i, name in enumerate(names):
+        if name not in RESULT_TYPES:
+            raise ScenarioError(r.path, f"{r.sub('result_type')}[{i}]",
+                                f"must be one of {', '.join(RESULT_TYPES)}, not {name!r}")
+    if not names:
+        raise r.error("result_type", "must name at least one result type")
+    return tuple(dict.fromkeys(names))
 
 
 def _flag(f: Fields, key: str) -> bool:

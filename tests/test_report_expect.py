@@ -7,7 +7,7 @@ from typing import Any
 from lab.events import Event
 from lab.report_expect import ReportExpectation, judge, satisfied
 
-STRIP = ReportExpectation(policy_type="sts", result_type="starttls-not-supported", failures=1,
+STRIP = ReportExpectation(policy_type="sts", result_type=("starttls-not-supported",), failures=1,
                           successes=0, mx_host="mx1.victim.test")
 
 
@@ -71,3 +71,16 @@ def test_report_none_fails_any_report_at_must() -> None:
     other = Event("collector", "tlsrpt-report", {"transport": "https",
                                                  "policy_domains": ["other.test"]})
     assert judge(none, "victim.test", [other])[0] == []
+
+
+def test_any_of_the_allowed_result_types_meets_the_expectation() -> None:
+    dane = ReportExpectation(policy_type="tlsa", result_type=(
+        "tlsa-invalid", "certificate-host-mismatch", "validation-failure"))
+    for result in dane.result_type:
+        event = _event(report=_report(result, ptype="tlsa"))
+        assert judge(dane, "victim.test", [event])[0] == [], result
+    misses, _ = judge(dane, "victim.test", [_event(report=_report("certificate-expired",
+                                                                  ptype="tlsa"))])
+    assert misses == [("must", "https report: result-type certificate-expired, expected "
+                       "tlsa-invalid or "
+                       "certificate-host-mismatch or validation-failure (RFC 8460 4.3)")]

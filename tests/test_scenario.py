@@ -69,6 +69,10 @@ def test_catalogue_ids_are_paths_without_suffix() -> None:
      "must be none or a mapping"),
     ("phases: [{expect: {outcome: delivered-tls, report: {result_type: tls-broke}}}]",
      "phases[0].expect.report.result_type", "starttls-not-supported"),
+    ("phases: [{expect: {outcome: delivered-tls, report: {result_type: [tlsa-invalid, x]}}}]",
+     "phases[0].expect.report.result_type[1]", "tlsa-invalid"),
+    ("phases: [{expect: {outcome: delivered-tls, report: {result_type: []}}}]",
+     "phases[0].expect.report.result_type", "at least one"),
     ("phases: [{expect: {outcome: delivered-tls, report: {policy_type: dane}}}]",
      "phases[0].expect.report.policy_type", "sts, tlsa, no-policy-found"),
     ("phases: [{expect: {outcome: delivered-tls, report: {transport: [ftp]}}}]",
@@ -166,6 +170,19 @@ def test_report_expectation_loads() -> None:
         1, None, "should", "must")
     assert s.phases[1].expect.report is not None and s.phases[1].expect.report.none
     assert s.baseline is not None and s.baseline.expect.report is None
+    assert report.result_type == ("starttls-not-supported",)
+    assert report.as_dict()["result_type"] == "starttls-not-supported"
+
+
+def test_a_report_may_name_each_result_type_the_rfc_allows() -> None:
+    data = yaml.safe_load(GOOD)
+    data["phases"][0]["expect"]["report"] = {
+        "policy_type": "tlsa", "result_type": ["tlsa-invalid", "validation-failure",
+                                               "tlsa-invalid"]}
+    report = parse(data, "x.yaml", "x").phases[0].expect.report
+    assert report is not None
+    assert report.result_type == ("tlsa-invalid", "validation-failure")
+    assert report.as_dict()["result_type"] == ["tlsa-invalid", "validation-failure"]
 
 
 def test_a_smart_host_is_the_policy_domain() -> None:
