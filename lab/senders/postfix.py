@@ -226,7 +226,7 @@ class PostfixSender(MtaSender):
         for extra in ("dynamicmaps.cf",):
             if Path("/etc/postfix", extra).exists():
                 shutil.copyfile(Path("/etc/postfix", extra), etc / extra)
-        settings = main_cf(root, ca)
+        settings = {**main_cf(root, ca), **self.own_main_cf(root)}
         if self.dane:  # DANE where TLSA records validate; the policy map may still override
             settings.update(smtp_dns_support_level="dnssec", smtp_tls_security_level="dane")
         (etc / "main.cf").write_text("# mtasts-lab private instance\n" + "".join(
@@ -236,6 +236,10 @@ class PostfixSender(MtaSender):
         (etc / "master.cf").write_text("\n".join(_unchroot(line) for line in text) + "\n")
         (root / "resolver" / "mta-sts-daemon.yml").write_text(
             resolver_yaml(self.cache, root / "resolver" / "cache.db"))
+
+    def own_main_cf(self, root: Path) -> dict[str, str]:
+        """Settings a variant of this sender adds to the instance's main.cf (or overrides)."""
+        return {}
 
     def daemons(self, root: Path) -> list[Daemon]:
         return [

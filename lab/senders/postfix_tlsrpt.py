@@ -78,14 +78,19 @@ class Postfix310Sender(InItsImage, PostfixSender):
 
     # -- the instance ------------------------------------------------------------------------
 
+    def own_main_cf(self, root: Path) -> dict[str, str]:
+        settings = {"smtp_tlsrpt_enable": "yes",
+                    "smtp_tlsrpt_socket_name": str(root / "tlsrpt" / "collectd.sock")}
+        if not self.keep_deferred:
+            # the first deferral decides and the message is then deleted; a retry before the
+            # deletion (1 s backoff, a slow exec) would be a second session in the report
+            settings.update(minimal_backoff_time="300s", maximal_backoff_time="600s")
+        return settings
+
     def prepare(self, root: Path, ca_file: Path) -> None:
         super().prepare(root, ca_file)
         tlsrpt = root / "tlsrpt"
         tlsrpt.mkdir()
-        main_cf = root / "etc" / "main.cf"
-        main_cf.write_text(main_cf.read_text()
-                           + "smtp_tlsrpt_enable = yes\n"
-                           + f"smtp_tlsrpt_socket_name = {tlsrpt / 'collectd.sock'}\n")
         resolver = root / "resolver" / "mta-sts-daemon.yml"
         resolver.write_text(resolver.read_text().replace(
             "default_zone:\n", "default_zone:\n  tlsrpt: true\n"))
