@@ -19,6 +19,7 @@ from lab import backends, senders
 from lab.attack_options import attack_options, option_type_text
 from lab.attacks import Attack, load_all
 from lab.cli import build_parser
+from lab.known_failures import phase_key, split_key
 from lab.scenario import Scenario, load_catalogue
 from lab.senders.base import Sender
 
@@ -103,9 +104,9 @@ def known_failures_list(scenarios: Sequence[Scenario]) -> str:
     for name in VERDICT_SENDERS:
         if name in ("reference", "opportunistic"):
             continue
-        items = [(f"{s.id}{key.removeprefix(name)}", reason) for s in scenarios
+        items = [(phase_key(s.id, phase), reason) for s in scenarios
                  for key, reason in s.known_failures.items()
-                 if key == name or key.startswith(f"{name} [")]
+                 for sender, phase in [split_key(key)] if sender == name]
         held_as = Sender.registry.get(name).known_failures_as if name in Sender.registry else ""
         if held_as:
             lines += [f"**{name}**: held to the known failures of {held_as} (the same "

@@ -7,7 +7,6 @@ Every error names the file and the field, and is raised as ``ScenarioError``.
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Iterable, Mapping
 from importlib import resources
 from pathlib import Path
@@ -90,10 +89,7 @@ def _report(e: Fields) -> ReportExpectation | None:
                                 f"not {raw!r}")
     r = Fields(e.path, e.sub("report"), raw, _REPORT_FIELDS)
     transport = r.str_list("transport") if r.has("transport") else TRANSPORTS
-    for i, t in enumerate(transport):
-        if t not in TRANSPORTS:
-            raise ScenarioError(e.path, f"{r.sub('transport')}[{i}]",
-                                f"must be one of {', '.join(TRANSPORTS)}, not {t!r}")
+    _each_one_of(r, "transport", transport, TRANSPORTS)
     if not transport:
         raise r.error("transport", "must name https, mailto or both")
     mx_host = r.text("mx_host") or None
@@ -111,6 +107,15 @@ def _report(e: Fields) -> ReportExpectation | None:
         else None)
 
 
+def _each_one_of(r: Fields, key: str, values: Iterable[str], choices: Iterable[str]) -> None:
+    """Every item of the list ``key`` is one of ``choices`` (the error names its index)."""
+    allowed = tuple(choices)
+    for i, value in enumerate(values):
+        if value not in allowed:
+            raise ScenarioError(r.path, f"{r.sub(key)}[{i}]",
+                                f"must be one of {', '.join(allowed)}, not {value!r}")
+
+
 def _result_types(r: Fields) -> tuple[str, ...]:
     """``result_type``: one result type, or a list of them where the RFC allows each."""
     if not r.has("result_type"):
@@ -119,10 +124,7 @@ def _result_types(r: Fields) -> tuple[str, ...]:
     if not isinstance(raw, list):
         return (r.choice("result_type", RESULT_TYPES),)
     names = r.str_list("result_type")
-    for i, name in enumerate(names):
-        if name not in RESULT_TYPES:
-            raise ScenarioError(r.path, f"{r.sub('result_type')}[{i}]",
-                                f"must be one of {', '.join(RESULT_TYPES)}, not {name!r}")
+    _each_one_of(r, "result_type", names, RESULT_TYPES)
     if not names:
         raise r.error("result_type", "must name at least one result type")
     return tuple(dict.fromkeys(names))
@@ -218,7 +220,7 @@ def parse(data: Any, path: str, scenario_id: str) -> Scenario:
 
     bearing = [p.name for p in phases if p.bears_known_failures]
     for key, reason in kf.data.items():
-        sender, phase_name = split_known_key(str(key))
+        sender, phase_name = known_failures.split_key(str(key))
         if not senders.is_known(sender):
             raise kf.error(str(key), "unknown sender "
                            f"(known: {', '.join(senders.known_names())})")
@@ -259,16 +261,6 @@ def load_text(text: str, path: str, scenario_id: str) -> Scenario:
     return parse(data, path, scenario_id)
 
 
-_KNOWN_KEY = re.compile(r"(?P<sender>[^\s\[\]]+)(?: \[(?P<phase>[^\[\]]+)\])?")
-
-
-def split_known_key(key: str) -> tuple[str, str | None]:
-    """A ``known_failures`` key: ``<sender>`` (every attack or report phase) or ``<sender>
-    [<phase>]`` (that phase alone)."""
-    m = _KNOWN_KEY.fullmatch(key)
-    return (m["sender"], m["phase"]) if m else (key, None)
-
-
 def load_file(path: Path, root: Path | None = None) -> Scenario:
     scenario_id = path.stem
     if root is not None:
@@ -282,9 +274,8 @@ def load_file(path: Path, root: Path | None = None) -> Scenario:
     if extra:  # lab/known_failures/<sender>.yaml; the scenario's own entries win
         bearing = {p.name for p in scenario.phases if p.bears_known_failures}
         for key in extra:
-            phase = split_known_key(key)[1]
+            sender, phase = known_failures.split_key(key)
             if phase is not None and phase not in bearing:
-                sender = split_known_key(key)[0]
                 raise ScenarioError(f"lab/known_failures/{sender}.yaml", f"{scenario_id} [{phase}]",
                                     "no such attack or report phase in the scenario")
         scenario = dataclasses.replace(scenario, known_failures={**extra,

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lab import images as compose_images
+from lab import images
 
 PRIVATE_SOCKET = "/var/lib/mtasts-lab-docker/docker.sock"
 PROJECT = os.environ.get("MTASTS_LAB_COMPOSE_PROJECT", "mtasts-lab")
@@ -50,8 +50,8 @@ COMPOSE_FILE = _find_compose_file()
 RUN_DIR = Path(os.environ.get("MTASTS_LAB_RUN_DIR", "/run/mtasts-lab-compose"))
 SUBNET = "10.254.0.0/24"
 LAB_IMAGE = "mtasts-lab/lab:latest"
-SENDER_IMAGES = compose_images.SENDER_IMAGES
-SENDER_PROFILES = compose_images.SENDER_PROFILES
+SENDER_IMAGES = images.SENDER_IMAGES
+SENDER_PROFILES = images.SENDER_PROFILES
 
 
 def all_profiles() -> list[str]:

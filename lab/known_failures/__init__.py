@@ -7,11 +7,27 @@ scenario's own YAML wins."""
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 
 import yaml
+
+_KEY = re.compile(r"(?P<name>[^\s\[\]]+)(?: \[(?P<phase>[^\[\]]+)\])?")
+
+
+def split_key(key: str) -> tuple[str, str | None]:
+    """A key of known failures: ``<name>`` (every attack or report phase) or ``<name>
+    [<phase>]`` (that phase alone); the name is a sender's in a scenario, a scenario id's in
+    a ``<sender>.yaml``."""
+    m = _KEY.fullmatch(key)
+    return (m["name"], m["phase"]) if m else (key, None)
+
+
+def phase_key(name: str, phase: str | None) -> str:
+    """The key ``split_key`` reads back: ``<name> [<phase>]``, or ``<name>``."""
+    return f"{name} [{phase}]" if phase else name
 
 
 class KnownFailuresError(Exception):
@@ -31,7 +47,6 @@ def by_scenario(root: Path | None = None) -> Mapping[str, Mapping[str, str]]:
             if not isinstance(reason, str) or not reason.strip():
                 raise KnownFailuresError(f"{path}: {scenario_id}: the reason must be a "
                                          "non-empty string")
-            sid, _, phase = str(scenario_id).partition(" [")
-            key = f"{path.stem} [{phase}" if phase else path.stem
-            found.setdefault(sid, {})[key] = reason
+            sid, phase = split_key(str(scenario_id))
+            found.setdefault(sid, {})[phase_key(path.stem, phase)] = reason
     return found

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from lab.events import Emit
+from lab.known_failures import phase_key
 from lab.outcomes import Status
 from lab.registry import Registered, Registry
 from lab.world import Topology
@@ -128,7 +129,7 @@ class Sender(Registered):
         for name in (cls.name, cls.known_failures_as):
             if not name:
                 continue
-            for key in (f"{name} [{phase}]", name):
+            for key in (phase_key(name, phase), name):
                 if key in known:
                     return known[key]
         return None

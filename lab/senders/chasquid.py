@@ -164,7 +164,7 @@ class ChasquidSender(MtaSender):
             self.injected(message.message_id)
             rc, out = await self.place.run(
                 ["python3", "-c", "import sys\n" + code, SUBMISSION[0], str(SUBMISSION[1]),
-                 str(port), USER, password, HOSTNAME, message.mail_from, message.rcpt_to],
+                 str(port), USER, password, message.mail_from, message.rcpt_to],
                 stdin=message.as_bytes(), timeout=SUBMIT_TIMEOUT_S)
             if rc != PORT_IN_USE:
                 break
@@ -180,8 +180,8 @@ def submission_password(ca_file: Path) -> str:
     return hashlib.sha256(b"mtasts-lab chasquid submission\0" + ca_file.read_bytes()).hexdigest()
 
 
-def submit(host: str, port: str, source_port: str, user: str, password: str, tls_name: str,
-           mail_from: str, rcpt_to: str) -> None:
+def submit(host: str, port: str, source_port: str, user: str, password: str, mail_from: str,
+           rcpt_to: str) -> None:
     """Submit the message on stdin over STARTTLS and AUTH PLAIN from ``source_port``. Runs
     where chasquid runs (its own source: no lab import); exit 75 if the port is taken."""
     import base64
