@@ -105,6 +105,11 @@ async def observe(log: EventLog, mark: int, phase: Phase, message_id: str, *,
         if closes:
             await log.wait_for(lambda ev: _receipts(ev, message_id), mark,
                                min(deadline, max(e.t for e in closes) + grace_s))
+    if not own_status and _for_message(log.since(mark), SENDER, "started", message_id):
+        # a program the lab started for this message: its output and exit code belong to
+        # the evidence even when the sink had the message first (it ends by its own timeout)
+        await log.wait_for(lambda ev: bool(_for_message(ev, SENDER, "exit", message_id)),
+                           mark, deadline)
     # the phase's own SMTP sessions end with their transcripts: wait for them
     await sessions_closed(log, mark)
     events = _own_sessions(log.since(mark))

@@ -299,20 +299,31 @@ def load_catalogue(root: Path | None = None) -> list[Scenario]:
 
 
 def select(names: Iterable[str], root: Path | None = None) -> list[Scenario]:
-    """Scenarios by id, id prefix (a theme folder), or file path."""
+    """Scenarios by id, id prefix (a theme folder), or file path. An id is the file's path
+    under the catalogue, so only the files named are read."""
     root = root or catalogue_root()
-    catalogue: list[Scenario] | None = None
     chosen: list[Scenario] = []
     for name in names:
         as_path = Path(name)
         if as_path.suffix in (".yaml", ".yml") and as_path.exists():
             chosen.append(load_file(as_path))
             continue
-        catalogue = load_catalogue(root) if catalogue is None else catalogue
-        key = name.rstrip("/")
-        hits = [s for s in catalogue if s.id == key or s.id.startswith(key + "/")]
+        hits = [load_file(p, root) for p in _catalogue_files(root, name.rstrip("/"))]
         if not hits:
             raise ScenarioError(name, "", "no such scenario or theme in the catalogue "
                                           f"({root})")
         chosen.extend(h for h in hits if h not in chosen)
     return chosen
+
+
+def _catalogue_files(root: Path, key: str) -> list[Path]:
+    """The catalogue's files whose id is ``key`` or starts with ``key/``, in catalogue order."""
+    parts = key.split("/")
+    if not key or any(part in ("", ".", "..") for part in parts):
+        return []
+    target = root.joinpath(*parts)
+    files = [target.with_name(target.name + ".yaml")] if target.name else []
+    files = [f for f in files if f.is_file()]
+    if target.is_dir():
+        files += sorted(target.rglob("*.yaml"))
+    return files

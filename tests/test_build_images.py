@@ -3,6 +3,9 @@ checkout: no ``.venv`` in it, no ``PYTHON``, no Docker, and a stale in-tree ``bu
 an interrupted earlier build is never read.
 
 Real pip against the package index the machine is configured with (marked ``integration``).
+The dependency sets that this machine's own image build already downloaded (the default
+build folder, as ``.ci/run`` leaves it) are offered to the test's build, which keeps a set
+whose stamp (Python and requirements) still matches and downloads any other.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "build-images"
+DEFAULT_BUILD = Path("/var/cache/mtasts-lab/build")
 
 pytestmark = pytest.mark.integration
 
@@ -35,6 +39,16 @@ def _checkout(to: Path) -> Path:
     return to
 
 
+def _downloaded_sets(built: Path, to: Path) -> None:
+    """Copy the dependency sets (and wheels built from source archives) of an earlier build."""
+    to.mkdir()
+    if not built.is_dir():
+        return
+    for folder in built.iterdir():
+        if folder.is_dir() and (folder.name.startswith("deps-") or folder.name == "built-wheels"):
+            shutil.copytree(folder, to / folder.name)
+
+
 def _stale_build(tree: Path) -> None:
     """What an interrupted setuptools build leaves: build/lib with a file where setuptools
     wants a directory (reading it fails with 'File exists' / 'Not a directory')."""
@@ -51,6 +65,7 @@ def test_the_context_is_made_without_a_venv_after_an_interrupted_build(tmp_path:
     assert not (tree / ".venv").exists()
     _stale_build(tree)
     build = tmp_path / "build"
+    _downloaded_sets(DEFAULT_BUILD, build)
     env = {k: v for k, v in os.environ.items()
            if k not in ("PYTHON", "DOCKER_HOST", "VIRTUAL_ENV")}
     # no venv of this checkout on PATH: the script must find an interpreter by itself

@@ -106,6 +106,12 @@ class ComposePlace:
         self._agent = await self._command_socket(service)
         return Path(self._root)
 
+    @property
+    def restarts_in_place(self) -> bool:
+        """``restart`` keeps the instance (what ``between`` changed lasts): the agent's
+        command socket does that; a SIGHUP starts a new instance."""
+        return self._agent is not None
+
     async def _command_socket(self, service: str) -> ControlClient | None:
         """The agent's command socket when it answers (None: use ``docker exec``, also when
         ``MTASTS_LAB_COMPOSE_EXEC=docker`` asks for it, to compare the two)."""
@@ -175,7 +181,17 @@ class ComposePlace:
             raise PlaceError(f"{fn.__name__} in the container exited {rc}: {out.strip()[-300:]}")
 
     async def restart(self, tag: str, between: Sequence[str] = ()) -> None:
-        """The agent starts over (every daemon, a fresh instance) after ``between``."""
+        """The agent restarts the daemon ``tag`` alone, in the same instance, after
+        ``between``; an agent without a command socket starts every daemon over instead
+        (SIGHUP: a new instance, so what ``between`` changed does not last)."""
+        if self._agent is not None:
+            try:
+                await self._agent.request("POST", "/restart",
+                                          {"tag": tag, "between": list(between)},
+                                          timeout=START_TIMEOUT_S)
+            except ControlError as exc:
+                raise PlaceError(f"restarting {tag} in the container: {exc}") from None
+            return
         if between:
             rc, out = await self.run(between)
             if rc != 0:

@@ -16,7 +16,10 @@ as ``<tag>: <line>``, which the compose backend's place follows and hands back t
   ``POST /run {argv, stdin (base64 or null), timeout}`` -> ``{rc, output}``. The place on the
   host uses it instead of ``docker exec``, which costs a round trip through dockerd,
   containerd and runc per command (0.1 to 0.3 s, several per scenario); the socket is served
-  before the first ready line and stays across a SIGHUP.
+  before the first ready line and stays across a SIGHUP;
+* ``POST /restart {tag, between}``: stop that one daemon, run ``between`` (an argv, may be
+  empty), start it again in the same instance and answer once it is ready, as a place on
+  this host restarts a daemon (a SIGHUP would start every daemon over in a new instance).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lab.senders.place import MtaSetup, ProcessPlace
+from lab.senders.place import MtaSetup, PlaceError, ProcessPlace
 
 if TYPE_CHECKING:
     from lab.control import Request
@@ -132,7 +135,25 @@ class Agent:
             stdin = base64.b64decode(raw) if isinstance(raw, str) else None
             rc, output = await run_command(argv, stdin, float(body.get("timeout", 20.0)))
             return 200, {"rc": rc, "output": output}
+        if request.method == "POST" and request.path == "/restart":
+            return await self.restart(request.body)
         return 404, {"error": f"no {request.method} {request.path}"}
+
+    async def restart(self, body: object) -> tuple[int, Any]:
+        body = body if isinstance(body, dict) else {}
+        tag, between = body.get("tag"), body.get("between", [])
+        if not isinstance(tag, str) or not tag:
+            return 400, {"error": "tag: the daemon's tag is needed"}
+        if not isinstance(between, list) or not all(isinstance(a, str) for a in between):
+            return 400, {"error": "between: a list of strings (an argv) or []"}
+        async with self._lock:
+            if self.place is None or self.place.root is None:
+                return 409, {"error": "no instance is running (the agent is starting over)"}
+            try:
+                await self.place.restart(tag, between)
+            except PlaceError as exc:
+                return 500, {"error": str(exc)}
+        return 200, {"restarted": tag}
 
     def say(self, line: str) -> None:
         sys.stdout.write(line + "\n")

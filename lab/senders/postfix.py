@@ -287,10 +287,8 @@ class PostfixSender(MtaSender):
         self._time("reset", started)
 
     def relays(self) -> str:
-        # a compose container starts a fresh instance on restart: the setting would not last
-        if self.place is not None and not getattr(self.place, "local", True):
-            return ""
-        return self.smart_host
+        # an agent that cannot restart one daemon starts a new instance: the setting is lost
+        return self.smart_host if getattr(self.place, "restarts_in_place", True) else ""
 
     async def _relay_through(self, relayhost: str) -> None:
         """Set ``relayhost`` (RFC 8461 3.4: the smart host's domain is the policy domain;

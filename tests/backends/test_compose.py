@@ -97,13 +97,15 @@ def _verdicts(records: list[Any]) -> dict[tuple[str, str], tuple[str, str | None
 
 def test_postfix_on_compose_gives_the_netns_verdicts(docker: Any, tmp_path: Path) -> None:
     """Postfix in its container: the baseline passes, a stripped STARTTLS under enforce is
-    refused by Postfix itself (its own status), a forged certificate likewise."""
+    refused by Postfix itself (its own status), a forged certificate likewise; a smart host
+    set with postconf lasts across the master's restart by the agent (RFC 8461 3.4)."""
     try:
         docker.images.get(cd.SENDER_IMAGES["postfix"])
     except Exception:
         pytest.skip(f"image {cd.SENDER_IMAGES['postfix']} (scripts/build-images)")
     scenarios = select(["baseline/enforce-valid-tls", "starttls/strip-starttls-enforce",
-                        "certificates/swap-certificate-self-signed-enforce"])
+                        "certificates/swap-certificate-self-signed-enforce",
+                        "discovery/smart-host-policy-domain"])
     records = asyncio.run(run_catalogue(scenarios, RunOptions(
         backend="compose", senders=("postfix",), run_dir=tmp_path / "run")))
     got = _verdicts(records)
@@ -117,6 +119,10 @@ def test_postfix_on_compose_gives_the_netns_verdicts(docker: Any, tmp_path: Path
         ("certificates/swap-certificate-self-signed-enforce", "prime"):
             ("pass", "delivered-tls"),
         ("certificates/swap-certificate-self-signed-enforce", "phase1"):
+            ("pass", "not-delivered"),
+        ("discovery/smart-host-policy-domain", "baseline"): ("pass", "delivered-tls"),
+        ("discovery/smart-host-policy-domain", "prime"): ("pass", "delivered-tls"),
+        ("discovery/smart-host-policy-domain", "strip-to-smart-host"):
             ("pass", "not-delivered"),
     }, json.dumps([r.as_dict(evidence=False) for r in records], indent=1)
     refused = [r for r in records if r.observed == "not-delivered"]

@@ -12,6 +12,7 @@ import pytest
 
 from lab.control import ControlClient, ControlError, ControlSocket
 from lab.senders.agent import TIMED_OUT, Agent, command_socket, run_command
+from lab.senders.place import Daemon, ProcessPlace
 from lab.senders.postfix import PostfixSender
 
 
@@ -80,3 +81,61 @@ def test_the_socket_refuses_an_argv_that_is_not_a_list_of_strings(tmp_path: Path
     (answer,) = asyncio.run(_serve_and_ask(command_socket(tmp_path, "postfix"),
                                            ("POST", "/run", {"argv": argv})))
     assert isinstance(answer, str) and "400" in answer
+
+
+class _TwoDaemons:
+    """An MTA of two shell daemons that say their PID when up."""
+
+    name = "toy"
+
+    def prepare(self, root: Path, ca_file: Path) -> None:
+        (root / "prepared").write_text("once\n")
+
+    def daemons(self, root: Path) -> list[Daemon]:
+        up = ("sh", "-c", "echo up $$; exec sleep 60")
+        return [Daemon("first", up, ready="up"), Daemon("second", up, ready="up")]
+
+
+def test_restart_starts_one_daemon_over_in_the_same_instance(tmp_path: Path) -> None:
+    lines: list[tuple[str, str]] = []
+
+    async def go() -> tuple[list[object], Path, bool]:
+        agent = Agent(PostfixSender())
+        agent.place = ProcessPlace(base=tmp_path / "instances", fixed_root=True)
+        ca = tmp_path / "ca.pem"
+        ca.write_text("ca\n")
+        root = await agent.place.start(_TwoDaemons(), ca, lambda t, ln: lines.append((t, ln)))
+        sock = command_socket(tmp_path, "toy")
+        server = ControlSocket(agent.handle)
+        await server.serve(sock)
+        client = ControlClient(sock)
+        answers: list[object] = []
+        try:
+            for body in ({"tag": "second", "between": ["touch", str(root / "between")]},
+                         {"tag": "nosuch"}, {"tag": 3}, {"tag": "first", "between": "rm"}):
+                try:
+                    answers.append(await client.request("POST", "/restart", body))
+                except ControlError as exc:
+                    answers.append(str(exc))
+            ran_between = (root / "between").exists() and (root / "prepared").exists()
+        finally:
+            await server.close()
+            await agent.place.close()
+        return answers, root, ran_between
+
+    (done, unknown, bad_tag, bad_between), root, ran_between = asyncio.run(go())
+    assert ran_between  # `between` ran, in the instance prepare made
+    assert done == {"restarted": "second"}
+    ups = [(tag, line) for tag, line in lines if line.startswith("up ")]
+    assert [tag for tag, _ in ups] == ["first", "second", "second"], ups
+    assert ups[1] != ups[2]  # a new process
+    assert isinstance(unknown, str) and "500" in unknown and "no daemon 'nosuch'" in unknown
+    assert isinstance(bad_tag, str) and "400" in bad_tag and "tag" in bad_tag
+    assert isinstance(bad_between, str) and "400" in bad_between and "between" in bad_between
+    assert not root.exists()  # closed: the instance is gone
+
+
+def test_restart_before_an_instance_is_refused(tmp_path: Path) -> None:
+    (answer,) = asyncio.run(_serve_and_ask(command_socket(tmp_path, "postfix"),
+                                           ("POST", "/restart", {"tag": "postfix"})))
+    assert isinstance(answer, str) and "409" in answer
