@@ -222,7 +222,8 @@ class Runner:
                                 timeout_s=self.options.timeout_s or scenario.timeout_s,
                                 grace_s=self.options.grace_s,
                                 sync=lambda: services_synced(backend.services, self.events))
-            if await backend.settle():  # lab evidence that lagged the sender's own status
+            # lab evidence that lagged the sender's own status (after the events it saw)
+            if await backend.settle(self.events.mark()):
                 obs = await observe(self.events, mark, phase, message.message_id,
                                     own_status=type(sender).own_status,
                                     timeout_s=self.options.timeout_s or scenario.timeout_s,

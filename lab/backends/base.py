@@ -55,9 +55,10 @@ class Backend(Registered):
         """How a sender reaches the lab: DNS, ports, CA, and where to run its programs."""
         raise NotImplementedError
 
-    async def settle(self) -> bool:
+    async def settle(self, judged: int) -> bool:
         """Bring in the lab's evidence up to now where it arrives late (compose: events
-        pumped from the containers); True when something new arrived."""
+        pumped from the containers); True when the event log holds events that arrived that
+        way after the first ``judged`` ones (the ones an observation saw)."""
         return False
 
     async def down(self) -> None:

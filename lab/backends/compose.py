@@ -311,12 +311,15 @@ class ComposeBackend(Backend):
         self._cursor[service] = max(cursor, int(batch["next"]))
         return taken
 
-    async def settle(self) -> bool:
+    async def settle(self, judged: int) -> bool:
         """Fetch every service's events up to now (a pump may be mid long-poll): the sender's
-        own status arrives through the container log, often before the lab's evidence."""
+        own status arrives through the container log, often before the lab's evidence. True
+        also when a pump delivered events after ``judged`` while this asked (it then finds
+        nothing new itself, yet the observation did not see them)."""
         services = getattr(self, "services", None)
         if not self._pumps or not isinstance(services, RemoteServices):
             return False
+        assert self._events is not None
 
         async def one(service: str, client: ControlClient) -> int:
             try:
@@ -327,7 +330,7 @@ class ComposeBackend(Backend):
 
         counts = await asyncio.gather(*(one(s, c) for s, c in services.clients.items()
                                         if s in self._cursor))
-        return sum(counts) > 0
+        return sum(counts) > 0 or self._events.mark() > judged
 
     # -- senders ----------------------------------------------------------------------------
 

@@ -139,8 +139,9 @@ def test_compose_settle_brings_in_lagging_events_once(tmp_path: Path) -> None:
         backend._pumps = [asyncio.ensure_future(asyncio.sleep(0))]
         backend._cursor["mitm0"] = 0
         backend._take("mitm0", _batch(0, 2))  # the pump got two events so far
-        assert await backend.settle() is True
-        assert await backend.settle() is False  # nothing new
+        judged = backend._events.mark()
+        assert await backend.settle(judged) is True
+        assert await backend.settle(backend._events.mark()) is False  # nothing new
         backend._take("mitm0", _batch(1, 4))  # the pump's late batch overlaps
         await asyncio.gather(*backend._pumps)
         seen = [int(e.get("n")) for e in backend._events.since(0)]
@@ -201,3 +202,34 @@ def test_down_leaves_a_project_in_use_alone(tmp_path: Path, monkeypatch: Any,
     finally:
         running._release_project()
     assert compose.ComposeBackend.cleanup_leftovers() == ["container x"] and removed == ["all"]
+
+
+def test_compose_settle_counts_what_a_pump_delivered_while_it_asked(tmp_path: Path) -> None:
+    # The race behind a rare not-exercised/inconclusive verdict: the observation is judged,
+    # a pump's long poll then delivers the phase's DNS events, and settle's own fetch finds
+    # nothing new. settle must still say that the observation missed events.
+    from lab.backends.compose import ComposeBackend
+    from lab.control import RemoteServices
+    from lab.events import EventLog
+
+    async def go() -> tuple[bool, bool]:
+        backend = ComposeBackend(run_dir=tmp_path)
+        backend._events = EventLog()
+
+        class Client:
+            async def events(self, since: int, wait: float) -> dict[str, object]:
+                backend._take("dns", _batch(0, 3))  # the pump's batch lands first
+                return _batch(3, 0)
+
+        backend.services = RemoteServices({"dns": Client()})  # type: ignore[dict-item]
+        backend._pumps = [asyncio.ensure_future(asyncio.sleep(0))]
+        backend._cursor["dns"] = 0
+        judged = backend._events.mark()  # the observation saw none of them
+        missed = await backend.settle(judged)
+        after = await backend.settle(backend._events.mark())
+        await asyncio.gather(*backend._pumps)
+        return missed, after
+
+    missed, after = asyncio.run(go())
+    assert missed is True
+    assert after is False
