@@ -4,7 +4,7 @@ The thin part with sockets; the report itself is built by ``lab.senders.tlsrpt_r
 
 - HTTPS (5.3.2): ``POST`` of the report to the ``https:`` URI, ``application/tlsrpt+gzip``
   (or ``+json``), over TLS that trusts the lab CA. Only a 2xx counts as delivered.
-- Mail (5.3.1): the ``multipart/report`` message, DKIM-signed, to the MX of the ``mailto:``
+- Mail (5.3.1): the ``multipart/report`` message, DKIM-signed (3), to the MX of the ``mailto:``
   address found by DNS. The delivery is not subject to MTA-STS or DANE: STARTTLS when
   offered, no certificate checks, and plaintext when TLS fails ("Sending MTAs MUST deliver
   reports despite any TLS-related failures").
@@ -92,7 +92,7 @@ async def post_https(uri: str, body: bytes, content_type: str, resolver: Resolve
 
 
 def dkim_sign(message: bytes, domain: str, selector: str, key_pem: bytes) -> bytes:
-    """The message with a DKIM-Signature (rsa-sha256, relaxed/relaxed, no ``l=``: 5.3.1)."""
+    """The message with a DKIM-Signature (rsa-sha256, relaxed/relaxed, no ``l=``: RFC 8460 3)."""
     signature = dkim.sign(message, selector.encode(), domain.encode(), key_pem,
                           canonicalize=(b"relaxed", b"relaxed"),
                           include_headers=[b"from", b"to", b"subject", b"date",

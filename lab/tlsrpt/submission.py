@@ -8,7 +8,8 @@ HTTPS (RFC 8460 5.3.2): the body is the report, ``application/tlsrpt+json`` or
 ``application/tlsrpt+gzip`` (5.3) compressed with gzip (5.2).
 Mail (RFC 8460 5.3.1): a ``multipart/report; report-type=tlsrpt`` message with the headers
 ``TLS-Report-Domain`` and ``TLS-Report-Submitter``, the report as a part of one of those
-media types whose file name follows 5.1, and a DKIM signature that does not use ``l=``.
+media types whose file name follows 5.1, and (section 3) a DKIM signature that does not use
+``l=``.
 The lab holds no DKIM keys of senders: a signature's presence and its tags are checked, not
 its cryptography.
 """
@@ -206,13 +207,13 @@ def _mail_checks(msg: Message, sub: Submission) -> None:
 def _dkim(msg: Message, out: list[Finding]) -> None:
     signatures = msg.get_all("DKIM-Signature") or []
     if not signatures:
-        out.append(rfc("5.3.1", "no DKIM-Signature: reports sent by mail MUST carry a DKIM "
+        out.append(rfc("3", "no DKIM-Signature: reports sent by mail MUST carry a DKIM "
                                 "signature of the reporting domain"))
     for sig in signatures:
         tags = {k.strip(): v.strip() for k, _, v in
                 (t.partition("=") for t in "".join(str(sig).split()).split(";") if t)}
         if "l" in tags:
-            out.append(rfc("5.3.1", "the DKIM-Signature uses l= (MUST NOT limit the body "
+            out.append(rfc("3", "the DKIM-Signature uses l= (MUST NOT limit the body "
                                     "length)"))
 
 

@@ -114,7 +114,7 @@ def test_reports_reach_the_collector_and_the_mailbox_on_loopback(tmp_path: Path)
             await backend.down()
         failed, ok, by_mail, garbage, large, again = reports(log)
         assert {f["section"] for f in garbage["findings"]} == {
-            "RFC 8460 5.3.1", "RFC 8460 5.2", "RFC 8460 5.1"}
+            "RFC 8460 3", "RFC 8460 5.3.1", "RFC 8460 5.2", "RFC 8460 5.1"}
         assert [f["section"] for f in large["findings"]] == ["lab limit"]
         assert again["findings"] == []  # the mailbox keeps serving
         assert (failed["status"], failed["failed_on_purpose"]) == (500, True)
