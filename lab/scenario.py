@@ -322,8 +322,8 @@ def _catalogue_files(root: Path, key: str) -> list[Path]:
     if not key or any(part in ("", ".", "..") for part in parts):
         return []
     target = root.joinpath(*parts)
-    files = [target.with_name(target.name + ".yaml")] if target.name else []
-    files = [f for f in files if f.is_file()]
+    file = target.with_name(target.name + ".yaml")
+    files = [file] if file.is_file() else []
     if target.is_dir():
         files += sorted(target.rglob("*.yaml"))
     return files

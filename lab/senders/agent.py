@@ -113,6 +113,11 @@ def split_line(line: str) -> tuple[str, str]:
     return (tag, rest) if sep else ("", line)
 
 
+def _is_argv(value: object) -> bool:
+    """A command line as JSON carries it: a list of strings (maybe empty)."""
+    return isinstance(value, list) and all(isinstance(a, str) for a in value)
+
+
 class Agent:
     def __init__(self, mta: MtaSetup) -> None:
         self.mta = mta
@@ -121,15 +126,14 @@ class Agent:
 
     async def handle(self, request: Request) -> tuple[int, Any]:
         """The command socket: ``GET /health`` (the sender and its ready line, '' while it
-        starts), ``POST /run``."""
+        starts), ``POST /run``, ``POST /restart``."""
         if request.method == "GET" and request.path == "/health":
             ready = READY_FILE.read_text().strip() if READY_FILE.exists() else ""
             return 200, {"sender": self.mta.name, "ready": ready}
         if request.method == "POST" and request.path == "/run":
             body = request.body if isinstance(request.body, dict) else {}
             argv = body.get("argv")
-            if not isinstance(argv, list) or not argv or \
-                    not all(isinstance(a, str) for a in argv):
+            if not _is_argv(argv) or not argv:
                 return 400, {"error": "argv: a non-empty list of strings is needed"}
             raw = body.get("stdin")
             stdin = base64.b64decode(raw) if isinstance(raw, str) else None
@@ -144,7 +148,7 @@ class Agent:
         tag, between = body.get("tag"), body.get("between", [])
         if not isinstance(tag, str) or not tag:
             return 400, {"error": "tag: the daemon's tag is needed"}
-        if not isinstance(between, list) or not all(isinstance(a, str) for a in between):
+        if not _is_argv(between):
             return 400, {"error": "between: a list of strings (an argv) or []"}
         async with self._lock:
             if self.place is None or self.place.root is None:

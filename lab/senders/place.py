@@ -80,6 +80,9 @@ class Place(Protocol):
     local: bool
     """True when the MTA's programs come from this host's installation."""
 
+    restarts_in_place: bool
+    """True when ``restart`` keeps the instance, so what ``between`` changed lasts."""
+
     async def start(self, mta: MtaSetup, ca_file: Path, on_line: LineSink) -> Path:
         """Prepare the instance, start its daemons, return its root once all are ready."""
 
@@ -132,6 +135,7 @@ class ProcessPlace:
     """
 
     local = True
+    restarts_in_place = True
 
     def __init__(self, prefix: Sequence[str] = (), base: Path = Path("/var/tmp"),
                  logs: Path | None = None, fixed_root: bool = False) -> None:

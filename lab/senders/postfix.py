@@ -287,8 +287,8 @@ class PostfixSender(MtaSender):
         self._time("reset", started)
 
     def relays(self) -> str:
-        # an agent that cannot restart one daemon starts a new instance: the setting is lost
-        return self.smart_host if getattr(self.place, "restarts_in_place", True) else ""
+        # a place that starts a new instance on restart would lose the setting
+        return self.smart_host if self.place is None or self.place.restarts_in_place else ""
 
     async def _relay_through(self, relayhost: str) -> None:
         """Set ``relayhost`` (RFC 8461 3.4: the smart host's domain is the policy domain;
